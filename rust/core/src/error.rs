@@ -1,0 +1,45 @@
+//! The one error type of the core. Messages are written for the person who
+//! wrote the Nix expression: they name the attribute and the rule.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid container name {name:?}: {problem}. {rule}", rule = crate::name::RULE)]
+    Name { name: String, problem: String },
+
+    #[error("attribute '{attr}': {msg}")]
+    Attr { attr: String, msg: String },
+
+    #[error("invalid arguments: {0}")]
+    Args(String),
+
+    #[error("setting '{setting}': {msg}")]
+    Setting { setting: &'static str, msg: String },
+
+    #[error("'{path}' does not look like a NixOS system: it has no 'init' ({why})")]
+    NotASystem { path: String, why: String },
+
+    #[error("refusing to use '{}': it is a symlink (or not a directory) inside the container root, and the plugin never follows links planted there", path.display())]
+    Planted { path: PathBuf },
+
+    #[error("cannot {op} '{}': {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn attr(attr: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Attr { attr: attr.into(), msg: msg.into() }
+    }
+
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
+        Error::Io { op, path: path.into(), source: source.into() }
+    }
+}

@@ -1,0 +1,38 @@
+//! Profile generation link names (`system-42-link`), read as Nix reads them.
+
+/// The generation number of the link `name` in profile `profile_name`, with
+/// Nix's own rule (libstore profiles.cc parseName): `PROFILE-`, then a 32-bit
+/// number, then `-link` (anything after the first `-link` is ignored).
+pub fn parse_link_name(profile_name: &str, name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(profile_name)?.strip_prefix('-')?;
+    let end = rest.find("-link")?;
+    let digits = &rest[..end];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok().map(u64::from)
+}
+
+/// The link name of generation `n`.
+pub fn link_name(profile_name: &str, n: u64) -> String {
+    format!("{profile_name}-{n}-link")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_like_nix() {
+        assert_eq!(parse_link_name("system", "system-1-link"), Some(1));
+        assert_eq!(parse_link_name("system", "system-42-link"), Some(42));
+        assert_eq!(parse_link_name("system", link_name("system", 7).as_str()), Some(7));
+        assert_eq!(parse_link_name("system", "system-4294967295-link"), Some(4294967295));
+        assert_eq!(parse_link_name("system", "system-4294967296-link"), None);
+        assert_eq!(parse_link_name("system", "system--link"), None);
+        assert_eq!(parse_link_name("system", "system-+1-link"), None);
+        assert_eq!(parse_link_name("system", "system-1"), None);
+        assert_eq!(parse_link_name("system", "other-1-link"), None);
+        assert_eq!(parse_link_name("system", "system"), None);
+    }
+}

@@ -1,0 +1,22 @@
+//! nix-container-plugin core: everything about a container that does not need Nix.
+//!
+//! The C++ plugin hands us the call's arguments as JSON (Nix's own
+//! `printValueAsJSON`), we validate them into a [`plan::Plan`] (pure), and later
+//! prepare the container's directories, root file system and conf file
+//! (side effects, all below the configured roots). Profiles and GC roots are
+//! Nix's business and stay in the C++ shim, which calls libstore for them.
+
+pub mod args;
+pub mod conf;
+pub mod error;
+pub mod fsutil;
+pub mod generation;
+pub mod layout;
+pub mod name;
+pub mod nspawn;
+pub mod plan;
+pub mod rootfs;
+pub mod spec;
+pub mod store_path;
+
+pub use error::{Error, Result};
