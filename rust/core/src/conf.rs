@@ -37,6 +37,10 @@ fn word_problem(word: &str, globs: bool) -> Option<String> {
     if word.is_empty() {
         return Some("it is empty".into());
     }
+    if word.contains('\u{FFFD}') {
+        // The plugin turns bytes that are not UTF-8 into U+FFFD.
+        return Some("it is not valid UTF-8 text".into());
+    }
     if let Some(c) = word.chars().find(|c| c.is_control()) {
         return Some(format!("it contains the control character {c:?} (e.g. a newline)"));
     }

@@ -1,0 +1,175 @@
+// The builtins. Thin: Nix values in and out, realisation, profiles and GC
+// roots through libstore; every decision about the container is the Rust
+// core's (rust/core), reached through the cxx bridge.
+#include "compat.hh"
+#include "docs.hh"
+#include "settings.hh"
+#include "value-json.hh"
+
+using namespace nix;
+
+namespace ncp {
+
+namespace {
+
+// Runs a bridge call; its error (a rust::Error) becomes an evaluation error
+// at the call's position.
+template<typename F>
+auto bridge(EvalState & state, compat::PosArg pos, const char * builtin, F && f) -> decltype(f())
+{
+    try {
+        return f();
+    } catch (const rust::Error & e) {
+        compat::throwEvalError(state, pos, std::string("builtins.") + builtin + ": " + e.what());
+    }
+}
+
+void requireImpure(EvalState & state, compat::PosArg pos, const char * builtin)
+{
+    if (compat::restrictEval(state))
+        compat::throwEvalError(state, pos, std::string("builtins.") + builtin
+            + " reads and writes container state and is not available in restricted evaluation mode "
+              "(restrict-eval = true); run it without restrict-eval");
+    if (compat::pureEval(state))
+        compat::throwEvalError(state, pos, std::string("builtins.") + builtin
+            + " reads and writes container state and is not available in pure evaluation mode; "
+              "pass --impure (or --option pure-eval false), or use builtins.containerSpec, which is pure");
+}
+
+// The value `result` (JSON from the core) as a Nix value, with `system`
+// carrying the argument's string context so that it still depends on the
+// derivation it came from.
+void returnJson(EvalState & state, const std::string & json, const std::string & system, const PathSet & context, Value & v)
+{
+    parseJSON(state, json, v);
+    if (!system.empty()) {
+        auto s = state.allocValue();
+        compat::mkStringWithContext(*s, system, context);
+        compat::setAttr(state, v, "system", s);
+    }
+}
+
+// Where `link` (a profile or generation link) leads in the store, or "".
+std::string resolvedTarget(const Path & link)
+{
+    return pathExists(link) ? canonPath(link, true) : "";
+}
+
+GenerationNumber currentGeneration(const Path & profile)
+{
+    auto n = rs::generation_number(std::string(baseNameOf(profile)), readLink(profile));
+    if (n < 0) throw Error("profile '%s' points at '%s', which is not one of its generations", profile, readLink(profile));
+    return n;
+}
+
+NCP_PRIMOP_SIGNATURE(prim_containerProfile)
+{
+    const char * self = "containerProfile";
+    requireImpure(state, pos, self);
+    compat::forceAttrs(state, *args[0], pos);
+    PathSet context;
+    auto json = valueToJson(state, *args[0], pos, context);
+    auto plan = bridge(state, pos, self, [&] { return rs::plan(json, rustSettings(state)); });
+
+    try {
+        auto store = state.store;
+        auto localStore = store.dynamic_pointer_cast<LocalFSStore>();
+        if (!localStore)
+            compat::throwEvalError(state, pos, "builtins.containerProfile needs a local store (profiles and GC roots live there)");
+
+        auto system = std::string(plan->system());
+        std::optional<StorePath> systemPath;
+        if (!system.empty()) {
+            // Builds what the arguments depend on, the system first of all.
+            compat::realiseContext(state, context);
+            systemPath = store->parseStorePath(system);
+            if (!store->isValidPath(*systemPath))
+                compat::throwEvalError(state, pos, "builtins.containerProfile: attribute 'system': '" + system
+                    + "' is not in the Nix store; pass the derivation itself so that Nix builds it");
+            store->addTempRoot(*systemPath);
+            bridge(state, pos, self, [&] { plan->check_system(store->toRealPath(system)); });
+        }
+
+        bridge(state, pos, self, [&] { plan->prepare_nix_dirs(); });
+        auto profile = std::string(plan->profile());
+
+        // Concurrent evaluations for the same container queue here, as
+        // nix-env does on a profile.
+        PathLocks lock;
+        lockProfile(lock, profile);
+
+        bool confChanged = bridge(state, pos, self, [&] { return plan->prepare_root_and_conf(); });
+        auto before = resolvedTarget(profile);
+        if (systemPath)
+            switchLink(profile, createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath));
+        else if (plan->rollback())
+            switchGeneration(profile, std::nullopt, false);
+        else
+            switchGeneration(profile, (GenerationNumber) plan->switch_to(), false);
+        auto after = resolvedTarget(profile);
+
+        rs::Outcome outcome{
+            .generation = currentGeneration(profile),
+            .changed = confChanged || before != after,
+            .system_changed = before != after,
+            .conf_changed = confChanged,
+        };
+        auto result = bridge(state, pos, self, [&] { return plan->describe(after, outcome); });
+        returnJson(state, std::string(result), system.empty() ? after : system, context, v);
+    } catch (Error & e) {
+        compat::addTrace(e, pos, "while preparing a container with builtins.containerProfile");
+        throw;
+    }
+}
+
+NCP_PRIMOP_SIGNATURE(prim_containerSpec)
+{
+    compat::forceAttrs(state, *args[0], pos);
+    PathSet context;
+    auto json = valueToJson(state, *args[0], pos, context);
+    auto plan = bridge(state, pos, "containerSpec", [&] { return rs::plan(json, rustSettings(state)); });
+    auto result = bridge(state, pos, "containerSpec", [&] { return plan->describe_spec(); });
+    returnJson(state, std::string(result), std::string(plan->system()), context, v);
+}
+
+NCP_PRIMOP_SIGNATURE(prim_containerGenerations)
+{
+    const char * self = "containerGenerations";
+    requireImpure(state, pos, self);
+    PathSet context;
+    auto json = valueToJson(state, *args[0], pos, context);
+    auto profile = std::string(bridge(state, pos, self, [&] { return rs::generations_profile(json, rustSettings(state)); }));
+
+    Generations gens;
+    std::optional<GenerationNumber> current;
+    if (pathExists(dirOf(profile))) {
+        try {
+            std::tie(gens, current) = findGenerations(profile);
+        } catch (Error & e) {
+            compat::addTrace(e, pos, "while listing generations with builtins.containerGenerations");
+            throw;
+        }
+    }
+    state.mkList(v, gens.size());
+    size_t i = 0;
+    for (auto & g : gens) {
+        auto attrs = state.buildBindings(5);
+        attrs.alloc("number").mkInt(g.number);
+        attrs.alloc("link").mkString(g.path);
+        attrs.alloc("path").mkString(resolvedTarget(g.path));
+        attrs.alloc("creationTime").mkInt(g.creationTime);
+        attrs.alloc("current").mkBool(current && *current == g.number);
+        (v.listElems()[i++] = state.allocValue())->mkAttrs(attrs);
+    }
+}
+
+compat::RegisterPrimOp registerProfile({
+    .name = "containerProfile", .args = {"attrs"}, .doc = docs::containerProfile, .fun = prim_containerProfile});
+compat::RegisterPrimOp registerSpec({
+    .name = "containerSpec", .args = {"attrs"}, .doc = docs::containerSpec, .fun = prim_containerSpec});
+compat::RegisterPrimOp registerGenerations({
+    .name = "containerGenerations", .args = {"name"}, .doc = docs::containerGenerations, .fun = prim_containerGenerations});
+
+}
+
+}

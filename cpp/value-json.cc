@@ -1,0 +1,62 @@
+#include "value-json.hh"
+
+#include <nlohmann/json.hpp>
+
+namespace ncp {
+
+namespace {
+
+// Deeper than any container description; stops a hostile value from
+// exhausting the stack.
+constexpr int maxDepth = 32;
+
+nlohmann::json toJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, nix::PathSet & context, int depth)
+{
+    if (depth > maxDepth)
+        compat::throwEvalError(state, pos, "value nested more than " + std::to_string(maxDepth) + " levels deep");
+    compat::forceValue(state, v, pos);
+    switch (v.type()) {
+    case nix::nNull:
+        return nullptr;
+    case nix::nBool:
+        return compat::boolOf(v);
+    case nix::nInt:
+        return compat::intOf(v);
+    case nix::nFloat:
+        return compat::floatOf(v);
+    case nix::nString:
+        nix::copyContext(v, context);
+        return std::string(compat::stringOf(v));
+    case nix::nPath:
+        return compat::pathOf(v);
+    case nix::nList: {
+        auto out = nlohmann::json::array();
+        for (size_t i = 0; i < v.listSize(); ++i)
+            out.push_back(toJson(state, *v.listElems()[i], pos, context, depth + 1));
+        return out;
+    }
+    case nix::nAttrs: {
+        if (state.isDerivation(v)) {
+            if (auto outPath = compat::findAttr(state, v, "outPath"))
+                return compat::coerceToString(state, pos, *outPath, context);
+        }
+        auto out = nlohmann::json::object();
+        for (auto & attr : *v.attrs)
+            out[compat::symbolName(attr.name)] = toJson(state, *attr.value, pos, context, depth + 1);
+        return out;
+    }
+    default:
+        compat::throwEvalError(state, pos, std::string("cannot pass ") + nix::showType(v) + " to a container builtin");
+    }
+}
+
+}
+
+std::string valueToJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, nix::PathSet & context)
+{
+    // Nix strings may hold any bytes; invalid UTF-8 becomes U+FFFD, which the
+    // core then refuses wherever it matters (names, paths, flags).
+    return toJson(state, v, pos, context, 0).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}

@@ -1,0 +1,25 @@
+# Shared by the scripts: paths and small helpers. Source it, don't run it.
+set -euo pipefail
+
+NCP_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Caches live outside the repository and are keyed by what they hold.
+NCP_CACHE_DIR=${NCP_CACHE_DIR:-/var/cache/nix-container-plugin}
+NCP_BUILD_DIR=${NCP_BUILD_DIR:-$NCP_SRC/build}
+NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the build and the tests need.
+NCP_APT_PACKAGES=(
+  nix-bin libgc-dev libboost-dev nlohmann-json3-dev pkg-config meson ninja-build
+  g++ systemd-container busybox-static dpkg-dev xz-utils util-linux
+)
+
+apt_missing() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  printf '%s\n' "${missing[@]}"
+}

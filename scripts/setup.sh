@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Installs what is missing and builds the plugin. Idempotent; safe to re-run.
+#   scripts/setup.sh            uses a Nix with headers that pkg-config already
+#                               finds, else Debian's nix-bin plus headers of the
+#                               same version from Debian's source package.
+# Prints nothing on stdout but `export PKG_CONFIG_PATH=…` for callers to eval.
+source "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, /nix and systemd-nspawn need it)"
+
+install_packages() {
+  local missing
+  missing=$(apt_missing "${NCP_APT_PACKAGES[@]}")
+  if [ -n "$missing" ]; then
+    say "installing Debian packages: $(echo $missing)"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2
+  fi
+  command -v cargo >/dev/null || {
+    say "no cargo on PATH: installing Debian's cargo"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q cargo >&2
+  }
+}
+
+# Nix 2.8's headers, as its own `make install` lays them out (flat nix/*.hh,
+# nix/flake/*.hh), plus config.h and .pc files that point at them and at
+# Debian's shared libraries in /usr/lib/nix.
+debian_nix_headers() {
+  local version src_version prefix
+  version=$(dpkg-query -W -f='${Version}' nix-bin)
+  src_version=$(dpkg-query -W -f='${source:Version}' nix-bin)
+  prefix=$NCP_CACHE_DIR/nix-headers-$src_version
+  if [ -f "$prefix/.complete" ]; then
+    echo "$prefix"; return
+  fi
+  say "fetching the headers of Nix $version from Debian's source package nix=$src_version"
+  local list=/etc/apt/sources.list.d/nix-container-plugin-src.sources
+  if ! apt-get source --print-uris -q "nix=$src_version" >/dev/null 2>&1; then
+    cat > "$list" <<'SRC'
+# Added by nix-container-plugin's scripts/setup.sh: Nix's headers come from
+# Debian's own source package of the installed nix-bin.
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update -q >&2
+  fi
+  local work
+  work=$(mktemp -d)
+  (cd "$work" && apt-get source -q --download-only "nix=$src_version" >&2 && dpkg-source -x ./*.dsc src >&2)
+  rm -rf "$prefix.tmp" && mkdir -p "$prefix.tmp/include/nix/flake" "$prefix.tmp/lib/pkgconfig"
+  local d
+  for d in libutil libstore libfetchers libexpr libmain libcmd; do
+    cp "$work"/src/src/$d/*.hh "$prefix.tmp/include/nix/"
+  done
+  cp "$work"/src/src/libexpr/flake/*.hh "$prefix.tmp/include/nix/flake/"
+  local upstream=${version%%-*}
+  write_config_h "$prefix.tmp/include/nix" "$upstream"
+  local pc
+  for pc in nix-store nix-expr nix-main nix-cmd; do
+    sed -e "s|^includedir=.*|includedir=$prefix/include|" /usr/lib/nix/pkgconfig/$pc.pc > "$prefix.tmp/lib/pkgconfig/$pc.pc"
+  done
+  rm -rf "$work" "$prefix" && mv "$prefix.tmp" "$prefix" && touch "$prefix/.complete"
+  echo "$prefix"
+}
+
+# config.h: configure's output. Of its macros, the installed headers test only
+# the ones below (checked: a header testing any other HAVE_/ENABLE_ macro stops
+# the setup); HAVE_BOEHMGC changes the layout of the evaluator's types.
+write_config_h() {
+  local dir=$1 version=$2
+  local used
+  used=$(grep -hoE '^\s*#\s*if(n?def)?\s+!?\s*(HAVE|ENABLE|CAN)_[A-Z0-9_]+' "$dir"/*.hh "$dir"/flake/*.hh \
+         | grep -oE '(HAVE|ENABLE|CAN)_[A-Z0-9_]+' | sort -u | tr '\n' ' ')
+  local known=" HAVE_BOEHMGC HAVE_STRUCT_DIRENT_D_TYPE ENABLE_S3 "
+  local m
+  for m in $used; do
+    [[ $known == *" $m "* ]] || die "Nix $version's headers test $m, which config.h does not define yet"
+  done
+  cat > "$dir/config.h" <<H
+/* Written by nix-container-plugin's scripts/setup.sh for Debian's nix-bin $version. */
+#define PACKAGE_VERSION "$version"
+#define SYSTEM "$(uname -m)-linux"
+#define HAVE_BOEHMGC 1
+#define HAVE_STRUCT_DIRENT_D_TYPE 1
+#define ENABLE_S3 0
+H
+}
+
+nix_pkgconfig_path() {
+  # A Nix whose pkg-config files lead to headers (a Nix shell, or a prefix
+  # given in PKG_CONFIG_PATH) is used as it is.
+  if pkg-config --exists nix-expr 2>/dev/null &&
+     [ -f "$(pkg-config --variable=includedir nix-expr)/nix/eval.hh" ]; then
+    echo "${PKG_CONFIG_PATH:-}"; return
+  fi
+  local prefix
+  prefix=$(debian_nix_headers)
+  echo "$prefix/lib/pkgconfig:/usr/lib/nix/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+}
+
+build() {
+  export PKG_CONFIG_PATH=$1
+  if [ ! -f "$NCP_BUILD_DIR/build.ninja" ]; then
+    say "configuring the build in $NCP_BUILD_DIR (Nix $(pkg-config --modversion nix-expr))"
+    meson setup "$NCP_BUILD_DIR" "$NCP_SRC" -Dbuildtype=release >&2
+  fi
+  say "building the plugin"
+  ninja -C "$NCP_BUILD_DIR" >&2
+}
+
+install_packages
+pcpath=$(nix_pkgconfig_path)
+build "$pcpath"
+say "plugin: $NCP_PLUGIN"
+echo "export PKG_CONFIG_PATH='$pcpath'"
