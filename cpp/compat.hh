@@ -40,6 +40,9 @@ inline void addTrace(nix::Error & e, PosArg pos, const std::string & msg)
 inline bool pureEval(nix::EvalState &) { return nix::evalSettings.pureEval; }
 inline bool restrictEval(nix::EvalState &) { return nix::evalSettings.restrictEval; }
 
+// `nix-instantiate --eval` and `--read-only` evaluate without writing derivations.
+inline bool readOnlyMode() { return nix::settings.readOnlyMode; }
+
 inline std::string nixStateDir() { return nix::settings.nixStateDir; }
 
 inline void forceValue(nix::EvalState & state, nix::Value & v, PosArg pos) { state.forceValue(v, pos); }

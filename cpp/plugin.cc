@@ -36,6 +36,15 @@ void requireImpure(EvalState & state, compat::PosArg pos, const char * builtin)
               "pass --impure (or --option pure-eval false), or use builtins.containerSpec, which is pure");
 }
 
+void requireWritableStore(EvalState & state, compat::PosArg pos, const char * builtin)
+{
+    if (compat::readOnlyMode())
+        compat::throwEvalError(state, pos, std::string("builtins.") + builtin
+            + " builds the system and records a profile generation, which read-only evaluation "
+              "(nix-instantiate --eval, --read-only) cannot do; use `nix eval --impure`, nix-build or "
+              "nix-instantiate without --eval");
+}
+
 // The value `result` (JSON from the core) as a Nix value, with `system`
 // carrying the argument's string context so that it still depends on the
 // derivation it came from.
@@ -62,10 +71,24 @@ GenerationNumber currentGeneration(const Path & profile)
     return n;
 }
 
+// Makes generation `to` (rollback: -1) current. Nix's switchGeneration()
+// would take the profile lock, which the caller holds already.
+void switchGenerationLocked(const Path & profile, int64_t to)
+{
+    auto [gens, current] = findGenerations(profile);
+    std::vector<uint64_t> numbers;
+    for (auto & g : gens) numbers.push_back(g.number);
+    auto n = rs::switch_target(rust::Slice<const uint64_t>(numbers.data(), numbers.size()),
+        current ? (int64_t) *current : -1, to);
+    for (auto & g : gens)
+        if (g.number == n) switchLink(profile, g.path);
+}
+
 NCP_PRIMOP_SIGNATURE(prim_containerProfile)
 {
     const char * self = "containerProfile";
     requireImpure(state, pos, self);
+    requireWritableStore(state, pos, self);
     compat::forceAttrs(state, *args[0], pos);
     PathSet context;
     auto json = valueToJson(state, *args[0], pos, context);
@@ -102,10 +125,8 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
         auto before = resolvedTarget(profile);
         if (systemPath)
             switchLink(profile, createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath));
-        else if (plan->rollback())
-            switchGeneration(profile, std::nullopt, false);
         else
-            switchGeneration(profile, (GenerationNumber) plan->switch_to(), false);
+            bridge(state, pos, self, [&] { switchGenerationLocked(profile, plan->rollback() ? -1 : plan->switch_to()); });
         auto after = resolvedTarget(profile);
 
         rs::Outcome outcome{

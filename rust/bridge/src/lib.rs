@@ -49,6 +49,9 @@ mod ffi {
         /// The profile of the container a containerGenerations argument names
         /// (a JSON string, or an object with `name`).
         fn generations_profile(arg_json: &str, settings: &Settings) -> Result<String>;
+        /// The generation to switch to (rollback when `to` < 0), given the
+        /// existing ones and the current one (-1: none).
+        fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64>;
         /// Generation number of a profile link, or -1.
         fn generation_number(profile_name: &str, link_name: &str) -> i64;
     }
@@ -66,7 +69,9 @@ fn guard<T>(f: impl FnOnce() -> Result<T, ncp_core::Error>) -> Result<T, String>
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(format!("internal error in nix-container-plugin (please report): {what}"))
+            Err(format!(
+                "internal error in nix-container-plugin (please report): {what}"
+            ))
         }
     }
 }
@@ -119,7 +124,11 @@ impl Plan {
             system_changed: o.system_changed,
             conf_changed: o.conf_changed,
         };
-        guard(|| Ok(self.0.describe(Some(system).filter(|s| !s.is_empty()), Some(outcome))))
+        guard(|| {
+            Ok(self
+                .0
+                .describe(Some(system).filter(|s| !s.is_empty()), Some(outcome)))
+        })
     }
     fn describe_spec(&self) -> Result<String, String> {
         guard(|| Ok(self.0.describe(self.0.system(), None)))
@@ -135,14 +144,25 @@ fn generations_profile(arg_json: &str, s: &ffi::Settings) -> Result<String, Stri
     guard(|| {
         let name = match serde_json::from_str::<String>(arg_json) {
             Ok(n) => n,
-            Err(_) => serde_json::from_str::<ByName>(arg_json)
-                .map_err(|e| ncp_core::Error::Args(format!("expected a container name or {{ name = \"…\"; }}: {e}")))?
-                .name,
+            Err(_) => {
+                serde_json::from_str::<ByName>(arg_json)
+                    .map_err(|e| {
+                        ncp_core::Error::Args(format!(
+                            "expected a container name or {{ name = \"…\"; }}: {e}"
+                        ))
+                    })?
+                    .name
+            }
         };
         name::validate(&name)?;
         let roots = layout::Roots::resolve(&settings(s))?;
         Ok(roots.container(&name).profile.display().to_string())
     })
+}
+
+fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64, String> {
+    let opt = |n: i64| u64::try_from(n).ok();
+    generation::switch_target(existing, opt(current), opt(to))
 }
 
 fn generation_number(profile_name: &str, link_name: &str) -> i64 {
@@ -156,7 +176,10 @@ mod tests {
     #[test]
     fn panics_become_errors() {
         let r: Result<(), String> = guard(|| panic!("boom"));
-        assert_eq!(r.unwrap_err(), "internal error in nix-container-plugin (please report): boom");
+        assert_eq!(
+            r.unwrap_err(),
+            "internal error in nix-container-plugin (please report): boom"
+        );
     }
 
     #[test]
@@ -171,8 +194,13 @@ mod tests {
             legacy_layout: false,
         };
         assert_eq!(generations_profile("\"web\"", &s).unwrap(), "/p/web/system");
-        assert_eq!(generations_profile("{\"name\":\"web\"}", &s).unwrap(), "/p/web/system");
-        assert!(generations_profile("{\"name\":\"Web\"}", &s).unwrap_err().contains("upper-case"));
+        assert_eq!(
+            generations_profile("{\"name\":\"web\"}", &s).unwrap(),
+            "/p/web/system"
+        );
+        assert!(generations_profile("{\"name\":\"Web\"}", &s)
+            .unwrap_err()
+            .contains("upper-case"));
         assert!(generations_profile("{\"nam\":\"web\"}", &s).is_err());
     }
 }

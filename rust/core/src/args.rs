@@ -157,12 +157,18 @@ mod tests {
     #[test]
     fn nested_type_errors_name_the_path() {
         let e = err(r#"{"name":"a","bindMounts":{"/d":{"hostPath":1}}}"#);
-        assert!(e.starts_with("attribute 'bindMounts./d.hostPath': invalid type"), "{e}");
+        assert!(
+            e.starts_with("attribute 'bindMounts./d.hostPath': invalid type"),
+            "{e}"
+        );
         let e = err(r#"{"name":"a","forwardPorts":[{"hostPort":70000}]}"#);
         assert!(e.starts_with("attribute 'forwardPorts[0].hostPort'"), "{e}");
         assert!(!e.contains(" at line "), "{e}");
         let e = err(r#"{"name":"a","privateNetwork":"yes"}"#);
-        assert!(e.starts_with("attribute 'privateNetwork': invalid type: string"), "{e}");
+        assert!(
+            e.starts_with("attribute 'privateNetwork': invalid type: string"),
+            "{e}"
+        );
     }
 
     #[test]

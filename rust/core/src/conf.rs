@@ -42,7 +42,9 @@ fn word_problem(word: &str, globs: bool) -> Option<String> {
         return Some("it is not valid UTF-8 text".into());
     }
     if let Some(c) = word.chars().find(|c| c.is_control()) {
-        return Some(format!("it contains the control character {c:?} (e.g. a newline)"));
+        return Some(format!(
+            "it contains the control character {c:?} (e.g. a newline)"
+        ));
     }
     if let Some(c) = word.chars().find(|c| c.is_whitespace()) {
         return Some(format!("it contains white space {c:?}"));
@@ -84,7 +86,10 @@ impl Conf {
     pub fn set(&mut self, attr: &str, key: &str, value: String) -> Result<()> {
         let word_list = WORD_LISTS.contains(&key);
         if !KEYS.contains(&key) {
-            return Err(Error::attr(attr, format!("internal: unknown conf key {key}")));
+            return Err(Error::attr(
+                attr,
+                format!("internal: unknown conf key {key}"),
+            ));
         }
         if word_list {
             // Single spaces separate words; anything else must pass as a word.
@@ -102,7 +107,10 @@ impl Conf {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value, or "" when unset (as `${KEY-}` in the start script).
@@ -144,11 +152,17 @@ impl Conf {
             }
             let bad = |why: &str| Error::Args(format!("conf line {}: {why}", i + 1));
             let (key, raw) = line.split_once('=').ok_or_else(|| bad("no '='"))?;
-            if key.is_empty() || !key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
                 return Err(bad("the key is not of the form [A-Z0-9_]+"));
             }
             let value = match raw.strip_prefix('"') {
-                Some(r) => r.strip_suffix('"').ok_or_else(|| bad("unterminated quote"))?,
+                Some(r) => r
+                    .strip_suffix('"')
+                    .ok_or_else(|| bad("unterminated quote"))?,
                 None => raw,
             };
             if value.contains(|c: char| "\"\\".contains(c)) {
@@ -168,9 +182,15 @@ mod tests {
     #[test]
     fn renders_in_nixos_order_with_nixos_quoting() {
         let mut c = Conf::default();
-        c.set("extraFlags", "EXTRA_NSPAWN_FLAGS", " --bind-ro=/a:/b".into()).unwrap();
+        c.set(
+            "extraFlags",
+            "EXTRA_NSPAWN_FLAGS",
+            " --bind-ro=/a:/b".into(),
+        )
+        .unwrap();
         c.set("privateUsers", "PRIVATE_USERS", "no".into()).unwrap();
-        c.set("copyResolvConf", "COPY_RESOLV_CONF", "1".into()).unwrap();
+        c.set("copyResolvConf", "COPY_RESOLV_CONF", "1".into())
+            .unwrap();
         c.set("interfaces", "INTERFACES", "".into()).unwrap();
         assert_eq!(
             c.render(),
@@ -181,11 +201,22 @@ mod tests {
     #[test]
     fn parse_round_trips() {
         let mut c = Conf::default();
-        c.set("a", "HOST_PORT", "tcp:80:8080,udp:53:53".into()).unwrap();
+        c.set("a", "HOST_PORT", "tcp:80:8080,udp:53:53".into())
+            .unwrap();
         c.set("a", "MACVLANS", "eth1 eth2".into()).unwrap();
-        c.set("a", "EXTRA_NSPAWN_FLAGS", " --ephemeral --tmpfs=/var".into()).unwrap();
+        c.set(
+            "a",
+            "EXTRA_NSPAWN_FLAGS",
+            " --ephemeral --tmpfs=/var".into(),
+        )
+        .unwrap();
         assert_eq!(Conf::parse(&c.render()).unwrap(), c);
-        assert_eq!(Conf::parse(&c.render()).unwrap().words("EXTRA_NSPAWN_FLAGS"), ["--ephemeral", "--tmpfs=/var"]);
+        assert_eq!(
+            Conf::parse(&c.render())
+                .unwrap()
+                .words("EXTRA_NSPAWN_FLAGS"),
+            ["--ephemeral", "--tmpfs=/var"]
+        );
     }
 
     #[test]
@@ -200,7 +231,10 @@ mod tests {
             ("EXTRA_NSPAWN_FLAGS", " --x=a\\b"),
             ("EXTRA_NSPAWN_FLAGS", " --x\t--y"),
         ] {
-            let e = Conf::default().set("attr", key, v.into()).unwrap_err().to_string();
+            let e = Conf::default()
+                .set("attr", key, v.into())
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("attribute 'attr': "), "{e}");
             assert!(e.contains("cannot be written"), "{e}");
         }

@@ -36,10 +36,21 @@ pub enum Error {
 
 impl Error {
     pub fn attr(attr: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Attr { attr: attr.into(), msg: msg.into() }
+        Error::Attr {
+            attr: attr.into(),
+            msg: msg.into(),
+        }
     }
 
-    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
-        Error::Io { op, path: path.into(), source: source.into() }
+    pub fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl Into<std::io::Error>,
+    ) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: source.into(),
+        }
     }
 }

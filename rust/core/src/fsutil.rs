@@ -38,10 +38,15 @@ impl Dir {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
             }
-            match mkdirat(nix::fcntl::AT_FDCWD, path, Mode::from_bits_truncate(mode_if_created)) {
+            match mkdirat(
+                nix::fcntl::AT_FDCWD,
+                path,
+                Mode::from_bits_truncate(mode_if_created),
+            ) {
                 Ok(()) => {
                     let d = Self::open_path(path)?;
-                    fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode_if_created)).map_err(|e| Error::io("chmod", path, e))?;
+                    fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode_if_created))
+                        .map_err(|e| Error::io("chmod", path, e))?;
                     return Ok(d);
                 }
                 Err(Errno::EEXIST) => {}
@@ -52,8 +57,12 @@ impl Dir {
     }
 
     fn open_path(path: &Path) -> Result<Dir> {
-        let fd = nix::fcntl::open(path, dir_flags(), Mode::empty()).map_err(|e| Error::io("open directory", path, e))?;
-        Ok(Dir { fd, path: path.to_owned() })
+        let fd = nix::fcntl::open(path, dir_flags(), Mode::empty())
+            .map_err(|e| Error::io("open directory", path, e))?;
+        Ok(Dir {
+            fd,
+            path: path.to_owned(),
+        })
     }
 
     pub fn child_path(&self, name: &str) -> PathBuf {
@@ -63,7 +72,12 @@ impl Dir {
     /// Opens the subdirectory `name`, refusing a symlink or non-directory.
     pub fn open_dir(&self, name: &str) -> Result<Dir> {
         let path = self.child_path(name);
-        match openat(self.fd.as_fd(), name, dir_flags() | OFlag::O_NOFOLLOW, Mode::empty()) {
+        match openat(
+            self.fd.as_fd(),
+            name,
+            dir_flags() | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        ) {
             Ok(fd) => Ok(Dir { fd, path }),
             Err(Errno::ELOOP | Errno::ENOTDIR) => Err(Error::Planted { path }),
             Err(e) => Err(Error::io("open directory", path, e)),
@@ -87,7 +101,11 @@ impl Dir {
 
     /// Whether `name` exists as anything, a dangling symlink included.
     pub fn has(&self, name: &str) -> Result<bool> {
-        match fstatat(self.fd.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        match fstatat(
+            self.fd.as_fd(),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
             Ok(_) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
             Err(e) => Err(Error::io("stat", self.child_path(name), e)),
@@ -96,7 +114,8 @@ impl Dir {
 
     /// Creates the empty file `name` unless something of that name exists.
     pub fn touch(&self, name: &str, mode: u32) -> Result<()> {
-        let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         match openat(self.fd.as_fd(), name, flags, Mode::from_bits_truncate(mode)) {
             Ok(_) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(Error::io("create", self.child_path(name), e)),
@@ -105,7 +124,12 @@ impl Dir {
 
     /// The contents of the regular file `name`; None if it is missing or a symlink.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        match openat(self.fd.as_fd(), name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+        match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(fd) => {
                 let mut buf = Vec::new();
                 std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut buf)
@@ -134,13 +158,23 @@ impl Dir {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::io("remove", &tmp_path, e)),
         }
-        let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let written = (|| {
-            let fd = openat(self.fd.as_fd(), tmp.as_str(), flags, Mode::from_bits_truncate(mode))
-                .map_err(|e| Error::io("create", &tmp_path, e))?;
-            fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(|e| Error::io("chmod", &tmp_path, e))?;
-            std::fs::File::from(fd).write_all(bytes).map_err(|e| Error::io("write", &tmp_path, e))?;
-            renameat(self.fd.as_fd(), tmp.as_str(), self.fd.as_fd(), name).map_err(|e| Error::io("rename into place", self.child_path(name), e))
+            let fd = openat(
+                self.fd.as_fd(),
+                tmp.as_str(),
+                flags,
+                Mode::from_bits_truncate(mode),
+            )
+            .map_err(|e| Error::io("create", &tmp_path, e))?;
+            fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+                .map_err(|e| Error::io("chmod", &tmp_path, e))?;
+            std::fs::File::from(fd)
+                .write_all(bytes)
+                .map_err(|e| Error::io("write", &tmp_path, e))?;
+            renameat(self.fd.as_fd(), tmp.as_str(), self.fd.as_fd(), name)
+                .map_err(|e| Error::io("rename into place", self.child_path(name), e))
         })();
         if written.is_err() {
             let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -159,11 +193,24 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let root = Dir::open_root(&t.path().join("r"), 0o700).unwrap();
-        assert_eq!(std::fs::metadata(t.path().join("r")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(t.path().join("r"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
         symlink(outside.path(), t.path().join("r/etc")).unwrap();
-        assert!(matches!(root.ensure_dir("etc", 0o755, Chmod::Always), Err(Error::Planted { .. })));
+        assert!(matches!(
+            root.ensure_dir("etc", 0o755, Chmod::Always),
+            Err(Error::Planted { .. })
+        ));
         let v = root.ensure_dir("var", 0o711, Chmod::IfCreated).unwrap();
-        assert_eq!(std::fs::metadata(&v.path).unwrap().permissions().mode() & 0o777, 0o711);
+        assert_eq!(
+            std::fs::metadata(&v.path).unwrap().permissions().mode() & 0o777,
+            0o711
+        );
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 

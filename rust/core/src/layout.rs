@@ -44,18 +44,37 @@ pub struct Roots {
     pub gcroots_dir: PathBuf,
 }
 
-fn absolute(setting: &'static str, value: &str, default: impl FnOnce() -> String) -> Result<PathBuf> {
-    let v = if value.is_empty() { default() } else { value.to_owned() };
+fn absolute(
+    setting: &'static str,
+    value: &str,
+    default: impl FnOnce() -> String,
+) -> Result<PathBuf> {
+    let v = if value.is_empty() {
+        default()
+    } else {
+        value.to_owned()
+    };
     let p = PathBuf::from(&v);
     if !p.is_absolute() {
-        return Err(Error::Setting { setting, msg: format!("'{v}' is not an absolute path") });
+        return Err(Error::Setting {
+            setting,
+            msg: format!("'{v}' is not an absolute path"),
+        });
     }
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(Error::Setting { setting, msg: format!("'{v}' contains '..'") });
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::Setting {
+            setting,
+            msg: format!("'{v}' contains '..'"),
+        });
     }
     if v.contains(|c: char| c.is_whitespace() || c == ':' || c == '"' || c == '\\' || c == '$') {
         // These paths end up in nspawn arguments such as --bind=A:B.
-        return Err(Error::Setting { setting, msg: format!("'{v}' contains white space, ':', '\"', '\\' or '$'") });
+        return Err(Error::Setting {
+            setting,
+            msg: format!("'{v}' contains white space, ':', '\"', '\\' or '$'"),
+        });
     }
     Ok(p)
 }
@@ -73,8 +92,12 @@ impl Roots {
         Ok(Roots {
             state_dir: absolute("container-state-dir", &s.state_dir, || sd.into())?,
             config_dir: absolute("container-config-dir", &s.config_dir, || cd.into())?,
-            profiles_dir: absolute("container-profiles-dir", &s.profiles_dir, || format!("{state}/{PROFILES_SUBDIR}"))?,
-            gcroots_dir: absolute("container-gcroots-dir", &s.gcroots_dir, || format!("{state}/{GCROOTS_SUBDIR}"))?,
+            profiles_dir: absolute("container-profiles-dir", &s.profiles_dir, || {
+                format!("{state}/{PROFILES_SUBDIR}")
+            })?,
+            gcroots_dir: absolute("container-gcroots-dir", &s.gcroots_dir, || {
+                format!("{state}/{GCROOTS_SUBDIR}")
+            })?,
             store_dir,
             nix_state_dir,
         })
@@ -146,15 +169,28 @@ mod tests {
         let l = r.container("web");
         assert_eq!(l.root, Path::new("/var/lib/nixos-containers/web"));
         assert_eq!(l.config_file, Path::new("/etc/nixos-containers/web.conf"));
-        assert_eq!(l.profile, Path::new("/nix/var/nix/profiles/per-container/web/system"));
-        assert_eq!(l.gcroots_dir, Path::new("/nix/var/nix/gcroots/per-container/web"));
+        assert_eq!(
+            l.profile,
+            Path::new("/nix/var/nix/profiles/per-container/web/system")
+        );
+        assert_eq!(
+            l.gcroots_dir,
+            Path::new("/nix/var/nix/gcroots/per-container/web")
+        );
         assert_eq!(l.unit, "container@web.service");
-        assert_eq!(r.inner_init(), Path::new("/nix/var/nix/profiles/system/init"));
+        assert_eq!(
+            r.inner_init(),
+            Path::new("/nix/var/nix/profiles/system/init")
+        );
     }
 
     #[test]
     fn legacy_layout_and_overrides() {
-        let s = Settings { legacy_layout: true, profiles_dir: "/tmp/p".into(), ..Default::default() };
+        let s = Settings {
+            legacy_layout: true,
+            profiles_dir: "/tmp/p".into(),
+            ..Default::default()
+        };
         let r = Roots::resolve(&s).unwrap();
         assert_eq!(r.state_dir, Path::new("/var/lib/containers"));
         assert_eq!(r.config_dir, Path::new("/etc/containers"));
@@ -165,7 +201,10 @@ mod tests {
     #[test]
     fn refuses_relative_or_odd_roots() {
         for bad in ["relative", "/a/../b", "/a b", "/a:b"] {
-            let s = Settings { state_dir: bad.into(), ..Default::default() };
+            let s = Settings {
+                state_dir: bad.into(),
+                ..Default::default()
+            };
             let e = Roots::resolve(&s).unwrap_err().to_string();
             assert!(e.starts_with("setting 'container-state-dir'"), "{e}");
         }

@@ -14,7 +14,12 @@ name and the network interface ve-NAME, which holds at most 15 bytes)";
 
 /// Checks `name` against [`RULE`], naming the first problem found.
 pub fn validate(name: &str) -> Result<()> {
-    let problem = |p: &str| Err(Error::Name { name: name.to_owned(), problem: p.to_owned() });
+    let problem = |p: &str| {
+        Err(Error::Name {
+            name: name.to_owned(),
+            problem: p.to_owned(),
+        })
+    };
     if name.is_empty() {
         return problem("it is empty");
     }
@@ -31,7 +36,10 @@ pub fn validate(name: &str) -> Result<()> {
         return problem("it contains '/'");
     }
     if name.len() > MAX_LEN {
-        return problem(&format!("it is {} bytes long, more than {MAX_LEN}", name.len()));
+        return problem(&format!(
+            "it is {} bytes long, more than {MAX_LEN}",
+            name.len()
+        ));
     }
     if name.starts_with('-') {
         return problem("it starts with '-'");
@@ -45,7 +53,10 @@ pub fn validate(name: &str) -> Result<()> {
     if name.contains('_') {
         return problem("it contains '_'");
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return problem(&format!("it contains the character {c:?}"));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {

@@ -26,7 +26,14 @@ const SETENV_KEYS: &[&str] = &[
 /// The full argv, program first.
 pub fn argv(conf: &Conf, roots: &Roots, layout: &Layout) -> Vec<String> {
     let d = |p: &std::path::Path| p.display().to_string();
-    let mut a: Vec<String> = vec![PROGRAM.into(), "--keep-unit".into(), "-M".into(), layout.name.clone(), "-D".into(), d(&layout.root)];
+    let mut a: Vec<String> = vec![
+        PROGRAM.into(),
+        "--keep-unit".into(),
+        "-M".into(),
+        layout.name.clone(),
+        "-D".into(),
+        d(&layout.root),
+    ];
 
     if conf.value("PRIVATE_NETWORK") == "1" {
         a.push("--private-network".into());
@@ -40,16 +47,25 @@ pub fn argv(conf: &Conf, roots: &Roots, layout: &Layout) -> Vec<String> {
             bind_opt = ":idmap";
         }
     }
-    if ["HOST_ADDRESS", "LOCAL_ADDRESS", "HOST_ADDRESS6", "LOCAL_ADDRESS6", "LOCAL_MAC_ADDRESS"]
-        .iter()
-        .any(|k| !conf.value(k).is_empty())
+    if [
+        "HOST_ADDRESS",
+        "LOCAL_ADDRESS",
+        "HOST_ADDRESS6",
+        "LOCAL_ADDRESS6",
+        "LOCAL_MAC_ADDRESS",
+    ]
+    .iter()
+    .any(|k| !conf.value(k).is_empty())
     {
         a.push("--network-veth".into());
     }
     for p in conf.value("HOST_PORT").split(',').filter(|p| !p.is_empty()) {
         a.push(format!("--port={p}"));
     }
-    for (key, flag) in [("HOST_BRIDGE", "--network-bridge"), ("NETWORK_NAMESPACE_PATH", "--network-namespace-path")] {
+    for (key, flag) in [
+        ("HOST_BRIDGE", "--network-bridge"),
+        ("NETWORK_NAMESPACE_PATH", "--network-namespace-path"),
+    ] {
         let v = conf.value(key);
         if !v.is_empty() {
             a.push(format!("{flag}={v}"));
@@ -70,15 +86,27 @@ pub fn argv(conf: &Conf, roots: &Roots, layout: &Layout) -> Vec<String> {
         format!("--bind-ro={store}:{store}{bind_opt}"),
         format!("--bind-ro={state}/db:{state}/db{bind_opt}"),
         format!("--bind-ro={state}/daemon-socket:{state}/daemon-socket{bind_opt}"),
-        format!("--bind={}:{}{bind_opt}", d(&layout.profile_dir), d(&roots.inner_profiles())),
-        format!("--bind={}:{}{bind_opt}", d(&layout.gcroots_dir), d(&roots.inner_gcroots())),
+        format!(
+            "--bind={}:{}{bind_opt}",
+            d(&layout.profile_dir),
+            d(&roots.inner_profiles())
+        ),
+        format!(
+            "--bind={}:{}{bind_opt}",
+            d(&layout.gcroots_dir),
+            d(&roots.inner_gcroots())
+        ),
         "--link-journal=try-guest".into(),
     ]);
     for k in SETENV_KEYS {
         a.push("--setenv".into());
         a.push(format!("{k}={}", conf.value(k)));
     }
-    a.extend(conf.words("EXTRA_NSPAWN_FLAGS").into_iter().map(String::from));
+    a.extend(
+        conf.words("EXTRA_NSPAWN_FLAGS")
+            .into_iter()
+            .map(String::from),
+    );
     a.push(d(&roots.inner_init()));
     a
 }
@@ -98,20 +126,50 @@ mod tests {
         let l = r.container("web");
         let mut c = Conf::default();
         c.set("x", "PRIVATE_USERS", "no".into()).unwrap();
-        c.set("x", "EXTRA_NSPAWN_FLAGS", " --bind-ro=/srv:/srv --ephemeral".into()).unwrap();
+        c.set(
+            "x",
+            "EXTRA_NSPAWN_FLAGS",
+            " --bind-ro=/srv:/srv --ephemeral".into(),
+        )
+        .unwrap();
         let a = argv(&c, &r, &l);
         let expect: Vec<&str> = vec![
-            "systemd-nspawn", "--keep-unit", "-M", "web", "-D", "/var/lib/nixos-containers/web",
-            "--private-users=no", "--notify-ready=yes", "--kill-signal=SIGRTMIN+3",
-            "--bind-ro=/nix/store:/nix/store", "--bind-ro=/nix/var/nix/db:/nix/var/nix/db",
+            "systemd-nspawn",
+            "--keep-unit",
+            "-M",
+            "web",
+            "-D",
+            "/var/lib/nixos-containers/web",
+            "--private-users=no",
+            "--notify-ready=yes",
+            "--kill-signal=SIGRTMIN+3",
+            "--bind-ro=/nix/store:/nix/store",
+            "--bind-ro=/nix/var/nix/db:/nix/var/nix/db",
             "--bind-ro=/nix/var/nix/daemon-socket:/nix/var/nix/daemon-socket",
             "--bind=/nix/var/nix/profiles/per-container/web:/nix/var/nix/profiles",
             "--bind=/nix/var/nix/gcroots/per-container/web:/nix/var/nix/gcroots",
             "--link-journal=try-guest",
-            "--setenv", "PRIVATE_NETWORK=", "--setenv", "PRIVATE_USERS=no", "--setenv", "HOST_BRIDGE=",
-            "--setenv", "HOST_ADDRESS=", "--setenv", "LOCAL_ADDRESS=", "--setenv", "HOST_ADDRESS6=",
-            "--setenv", "LOCAL_ADDRESS6=", "--setenv", "LOCAL_MAC_ADDRESS=", "--setenv", "HOST_PORT=",
-            "--bind-ro=/srv:/srv", "--ephemeral", "/nix/var/nix/profiles/system/init",
+            "--setenv",
+            "PRIVATE_NETWORK=",
+            "--setenv",
+            "PRIVATE_USERS=no",
+            "--setenv",
+            "HOST_BRIDGE=",
+            "--setenv",
+            "HOST_ADDRESS=",
+            "--setenv",
+            "LOCAL_ADDRESS=",
+            "--setenv",
+            "HOST_ADDRESS6=",
+            "--setenv",
+            "LOCAL_ADDRESS6=",
+            "--setenv",
+            "LOCAL_MAC_ADDRESS=",
+            "--setenv",
+            "HOST_PORT=",
+            "--bind-ro=/srv:/srv",
+            "--ephemeral",
+            "/nix/var/nix/profiles/system/init",
         ];
         assert_eq!(a, expect);
     }
@@ -132,7 +190,11 @@ mod tests {
             c.set("x", k, v.into()).unwrap();
         }
         let a = argv(&c, &r, &l);
-        let pos = |s: &str| a.iter().position(|x| x == s).unwrap_or_else(|| panic!("{s} missing in {a:?}"));
+        let pos = |s: &str| {
+            a.iter()
+                .position(|x| x == s)
+                .unwrap_or_else(|| panic!("{s} missing in {a:?}"))
+        };
         assert!(pos("--private-network") < pos("--private-users=pick"));
         assert!(pos("--network-veth") < pos("--port=tcp:80:80"));
         assert!(pos("--port=udp:53:53") < pos("--network-interface=eth1"));

@@ -55,7 +55,13 @@ impl Plan {
         let spec = Spec::from_args(&args, &roots.store_dir_str())?;
         let layout = roots.container(&spec.name);
         let argv = nspawn::argv(&spec.conf, &roots, &layout);
-        Ok(Plan { conf_text: spec.conf.render(), argv, layout, roots, spec })
+        Ok(Plan {
+            conf_text: spec.conf.render(),
+            argv,
+            layout,
+            roots,
+            spec,
+        })
     }
 
     pub fn system(&self) -> Option<&str> {
@@ -70,8 +76,14 @@ impl Plan {
         let init = Path::new(path).join("init");
         match std::fs::metadata(&init) {
             Ok(m) if m.is_file() => Ok(()),
-            Ok(_) => Err(Error::NotASystem { path: path.into(), why: "'init' is not a file".into() }),
-            Err(e) => Err(Error::NotASystem { path: path.into(), why: e.to_string() }),
+            Ok(_) => Err(Error::NotASystem {
+                path: path.into(),
+                why: "'init' is not a file".into(),
+            }),
+            Err(e) => Err(Error::NotASystem {
+                path: path.into(),
+                why: e.to_string(),
+            }),
         }
     }
 
@@ -85,7 +97,11 @@ impl Plan {
     pub fn prepare_root_and_conf(&self) -> Result<bool> {
         rootfs::prepare(&self.roots, &self.layout, self.spec.copy_resolv_conf)?;
         let dir = crate::fsutil::Dir::open_root(&self.roots.config_dir, 0o755)?;
-        dir.replace_file(&self.layout.config_file_name(), self.conf_text.as_bytes(), 0o644)
+        dir.replace_file(
+            &self.layout.config_file_name(),
+            self.conf_text.as_bytes(),
+            0o644,
+        )
     }
 
     /// The result attribute set as JSON.
@@ -116,11 +132,28 @@ mod tests {
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_str(&p.describe(p.system(), None)).unwrap();
-        for k in ["name", "system", "profile", "profileDir", "root", "configFile", "gcrootsDir", "unit", "conf", "nspawnArgs", "nspawnEnv"] {
+        for k in [
+            "name",
+            "system",
+            "profile",
+            "profileDir",
+            "root",
+            "configFile",
+            "gcrootsDir",
+            "unit",
+            "conf",
+            "nspawnArgs",
+            "nspawnEnv",
+        ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }
         assert!(v.get("generation").is_none());
-        let o = Outcome { generation: 3, changed: true, system_changed: true, conf_changed: false };
+        let o = Outcome {
+            generation: 3,
+            changed: true,
+            system_changed: true,
+            conf_changed: false,
+        };
         let v: serde_json::Value = serde_json::from_str(&p.describe(p.system(), Some(o))).unwrap();
         assert_eq!(v["generation"], 3);
         assert_eq!(v["confChanged"], false);

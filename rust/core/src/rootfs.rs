@@ -11,10 +11,13 @@ pub fn prepare(roots: &Roots, layout: &Layout, copy_resolv_conf: bool) -> Result
     let state = Dir::open_root(&roots.state_dir, 0o755)?;
     let root = state.ensure_dir(&layout.name, 0o700, Chmod::IfCreated)?;
     // mkdir -p "$root/usr/bin"
-    root.ensure_dir("usr", 0o755, Chmod::IfCreated)?.ensure_dir("bin", 0o755, Chmod::IfCreated)?;
+    root.ensure_dir("usr", 0o755, Chmod::IfCreated)?
+        .ensure_dir("bin", 0o755, Chmod::IfCreated)?;
     // mkdir -p etc var/lib; chmod 0755 etc var/lib
     let etc = root.ensure_dir("etc", 0o755, Chmod::Always)?;
-    let var_lib = root.ensure_dir("var", 0o755, Chmod::IfCreated)?.ensure_dir("lib", 0o755, Chmod::Always)?;
+    let var_lib = root
+        .ensure_dir("var", 0o755, Chmod::IfCreated)?
+        .ensure_dir("lib", 0o755, Chmod::Always)?;
     // mkdir -p var/lib/private root; chmod 0700 var/lib/private root
     var_lib.ensure_dir("private", 0o700, Chmod::Always)?;
     root.ensure_dir("root", 0o700, Chmod::Always)?;
@@ -83,7 +86,8 @@ mod tests {
         assert!(l.root.join("etc/machine-id").is_file());
         assert!(!l.root.join("etc/resolv.conf").exists());
         // chmod is re-applied where the start script does it
-        std::fs::set_permissions(l.root.join("etc"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(l.root.join("etc"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         prepare(&r, &l, false).unwrap();
         assert_eq!(mode(&l.root.join("etc")), 0o755);
         prepare_nix_dirs(&r, &l).unwrap();
@@ -100,12 +104,23 @@ mod tests {
         std::fs::create_dir_all(l.root.join("etc")).unwrap();
         symlink("/etc/static/os-release", l.root.join("etc/os-release")).unwrap();
         prepare(&r, &l, false).unwrap();
-        assert!(std::fs::symlink_metadata(l.root.join("etc/os-release")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(l.root.join("etc/os-release"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
     fn refuses_planted_links_and_touches_nothing_outside() {
-        for planted in ["etc", "var", "var/lib", "root", "usr", "usr/bin", "var/lib/private"] {
+        for planted in [
+            "etc",
+            "var",
+            "var/lib",
+            "root",
+            "usr",
+            "usr/bin",
+            "var/lib/private",
+        ] {
             let t = tempfile::tempdir().unwrap();
             let outside = t.path().join("outside");
             std::fs::create_dir(&outside).unwrap();
@@ -128,6 +143,9 @@ mod tests {
         let r = roots(t.path());
         std::fs::create_dir_all(&r.state_dir).unwrap();
         symlink(t.path(), r.state_dir.join("a")).unwrap();
-        assert!(matches!(prepare(&r, &r.container("a"), false), Err(Error::Planted { .. })));
+        assert!(matches!(
+            prepare(&r, &r.container("a"), false),
+            Err(Error::Planted { .. })
+        ));
     }
 }

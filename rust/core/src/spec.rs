@@ -42,21 +42,32 @@ fn check_address(attr: &str, v: &str, v6: bool) -> Result<()> {
     } else {
         (addr.parse::<Ipv4Addr>().is_ok(), 32)
     };
-    let prefix_ok = prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max) && !p.starts_with('+'));
+    let prefix_ok =
+        prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max) && !p.starts_with('+'));
     if ok && prefix_ok {
         Ok(())
     } else {
         let kind = if v6 { "IPv6" } else { "IPv4" };
-        attr_err(attr, format!("{v:?} is not an {kind} address (optionally with /PREFIX up to {max})"))
+        attr_err(
+            attr,
+            format!("{v:?} is not an {kind} address (optionally with /PREFIX up to {max})"),
+        )
     }
 }
 
 fn check_mac(attr: &str, v: &str) -> Result<()> {
     let parts: Vec<&str> = v.split(':').collect();
-    if parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit())) {
+    if parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
         Ok(())
     } else {
-        attr_err(attr, format!("{v:?} is not a MAC address like 02:00:00:00:00:01"))
+        attr_err(
+            attr,
+            format!("{v:?} is not a MAC address like 02:00:00:00:00:01"),
+        )
     }
 }
 
@@ -66,7 +77,8 @@ fn check_interface(attr: &str, v: &str) -> Result<()> {
         && v.len() <= 15
         && v != "."
         && v != ".."
-        && v.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
     if !ok {
         return attr_err(attr, format!("{v:?} is not a network interface name (1 to 15 printable ASCII bytes, no '/', ':' or space)"));
     }
@@ -79,7 +91,10 @@ fn check_bind_path(attr: &str, v: &str) -> Result<()> {
         return attr_err(attr, format!("{v:?} is not an absolute path"));
     }
     if v.contains(':') {
-        return attr_err(attr, format!("{v:?} contains ':', which systemd-nspawn reads as a separator in --bind"));
+        return attr_err(
+            attr,
+            format!("{v:?} contains ':', which systemd-nspawn reads as a separator in --bind"),
+        );
     }
     check_word(attr, v, true)
 }
@@ -88,9 +103,16 @@ fn private_users(v: &Option<serde_json::Value>) -> Result<String> {
     const ATTR: &str = "privateUsers";
     match v {
         None | Some(serde_json::Value::Null) => Ok("no".into()),
-        Some(serde_json::Value::String(s)) if ["no", "identity", "pick"].contains(&s.as_str()) => Ok(s.clone()),
-        Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|n| n <= u32::MAX as u64) => Ok(n.to_string()),
-        Some(other) => attr_err(ATTR, format!("{other} is not \"no\", \"identity\", \"pick\" or a UID from 0 to 4294967295")),
+        Some(serde_json::Value::String(s)) if ["no", "identity", "pick"].contains(&s.as_str()) => {
+            Ok(s.clone())
+        }
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|n| n <= u32::MAX as u64) => {
+            Ok(n.to_string())
+        }
+        Some(other) => attr_err(
+            ATTR,
+            format!("{other} is not \"no\", \"identity\", \"pick\" or a UID from 0 to 4294967295"),
+        ),
     }
 }
 
@@ -102,8 +124,14 @@ fn target(a: &Args, store_dir: &str) -> Result<Target> {
         }
         (None, Some(n), false) => Ok(Target::Generation(n)),
         (None, None, true) => Ok(Target::Rollback),
-        (None, None, false) => attr_err("system", "missing: give 'system' (a NixOS system), 'generation' (a number) or 'rollback = true'"),
-        _ => attr_err("system", "'system', 'generation' and 'rollback' exclude each other; give exactly one"),
+        (None, None, false) => attr_err(
+            "system",
+            "missing: give 'system' (a NixOS system), 'generation' (a number) or 'rollback = true'",
+        ),
+        _ => attr_err(
+            "system",
+            "'system', 'generation' and 'rollback' exclude each other; give exactly one",
+        ),
     }
 }
 
@@ -112,7 +140,11 @@ impl Spec {
         name::validate(&a.name)?;
         let target = target(a, store_dir)?;
         let mut c = Conf::default();
-        c.set("copyResolvConf", "COPY_RESOLV_CONF", if a.copy_resolv_conf { "1" } else { "0" }.into())?;
+        c.set(
+            "copyResolvConf",
+            "COPY_RESOLV_CONF",
+            if a.copy_resolv_conf { "1" } else { "0" }.into(),
+        )?;
 
         let net_attrs = [
             ("hostAddress", a.host_address.is_some()),
@@ -131,7 +163,10 @@ impl Spec {
         } else {
             c.set("privateNetwork", "PRIVATE_NETWORK", "1".into())?;
             if a.host_bridge.is_some() && (a.host_address.is_some() || a.host_address6.is_some()) {
-                return attr_err("hostBridge", "only one of hostAddress/hostAddress6 or hostBridge can be given");
+                return attr_err(
+                    "hostBridge",
+                    "only one of hostAddress/hostAddress6 or hostBridge can be given",
+                );
             }
             if let Some(b) = &a.host_bridge {
                 check_interface("hostBridge", b)?;
@@ -141,7 +176,10 @@ impl Spec {
             for (i, p) in a.forward_ports.iter().enumerate() {
                 let attr = format!("forwardPorts[{i}]");
                 if p.protocol != "tcp" && p.protocol != "udp" {
-                    return attr_err(&format!("{attr}.protocol"), format!("{:?} is not \"tcp\" or \"udp\"", p.protocol));
+                    return attr_err(
+                        &format!("{attr}.protocol"),
+                        format!("{:?} is not \"tcp\" or \"udp\"", p.protocol),
+                    );
                 }
                 let cp = p.container_port.unwrap_or(p.host_port);
                 if p.host_port == 0 || cp == 0 {
@@ -173,13 +211,23 @@ impl Spec {
                 return attr_err("networkNamespace", "excludes privateNetwork and interfaces");
             }
             if !ns.starts_with('/') {
-                return attr_err("networkNamespace", format!("{ns:?} is not an absolute path"));
+                return attr_err(
+                    "networkNamespace",
+                    format!("{ns:?} is not an absolute path"),
+                );
             }
             check_word("networkNamespace", ns, false)?;
             c.set("networkNamespace", "NETWORK_NAMESPACE_PATH", ns.clone())?;
         }
-        c.set("privateUsers", "PRIVATE_USERS", private_users(&a.private_users)?)?;
-        for (attr, key, list) in [("interfaces", "INTERFACES", &a.interfaces), ("macvlans", "MACVLANS", &a.macvlans)] {
+        c.set(
+            "privateUsers",
+            "PRIVATE_USERS",
+            private_users(&a.private_users)?,
+        )?;
+        for (attr, key, list) in [
+            ("interfaces", "INTERFACES", &a.interfaces),
+            ("macvlans", "MACVLANS", &a.macvlans),
+        ] {
             for (i, iface) in list.iter().enumerate() {
                 check_interface(&format!("{attr}[{i}]"), iface)?;
             }
@@ -188,9 +236,18 @@ impl Spec {
         if a.auto_start {
             c.set("autoStart", "AUTO_START", "1".into())?;
         }
-        c.set("extraFlags", "EXTRA_NSPAWN_FLAGS", extra_flags(a)?.iter().map(|f| format!(" {f}")).collect())?;
+        c.set(
+            "extraFlags",
+            "EXTRA_NSPAWN_FLAGS",
+            extra_flags(a)?.iter().map(|f| format!(" {f}")).collect(),
+        )?;
 
-        Ok(Spec { name: a.name.clone(), target, conf: c, copy_resolv_conf: a.copy_resolv_conf })
+        Ok(Spec {
+            name: a.name.clone(),
+            target,
+            conf: c,
+            copy_resolv_conf: a.copy_resolv_conf,
+        })
     }
 }
 
@@ -203,7 +260,11 @@ fn extra_flags(a: &Args) -> Result<Vec<String>> {
         let attr = format!("bindMounts.{key}");
         let mount = b.mount_point.as_deref().unwrap_or(key);
         check_bind_path(&format!("{attr}.mountPoint"), mount)?;
-        let prefix = if b.is_read_only { "--bind-ro=" } else { "--bind=" };
+        let prefix = if b.is_read_only {
+            "--bind-ro="
+        } else {
+            "--bind="
+        };
         match &b.host_path {
             Some(h) => {
                 check_bind_path(&format!("{attr}.hostPath"), h)?;
@@ -218,16 +279,25 @@ fn extra_flags(a: &Args) -> Result<Vec<String>> {
     for (i, cap) in a.additional_capabilities.iter().enumerate() {
         let ok = !cap.is_empty() && cap.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return attr_err(&format!("additionalCapabilities[{i}]"), format!("{cap:?} is not a capability name such as CAP_NET_ADMIN"));
+            return attr_err(
+                &format!("additionalCapabilities[{i}]"),
+                format!("{cap:?} is not a capability name such as CAP_NET_ADMIN"),
+            );
         }
     }
     if !a.additional_capabilities.is_empty() {
-        flags.push(format!("--capability={}", a.additional_capabilities.join(",")));
+        flags.push(format!(
+            "--capability={}",
+            a.additional_capabilities.join(",")
+        ));
     }
     for (i, t) in a.tmpfs.iter().enumerate() {
         let attr = format!("tmpfs[{i}]");
         if !t.starts_with('/') {
-            return attr_err(&attr, format!("{t:?} is not an absolute path (PATH[:OPTIONS])"));
+            return attr_err(
+                &attr,
+                format!("{t:?} is not an absolute path (PATH[:OPTIONS])"),
+            );
         }
         check_word(&attr, t, true)?;
         flags.push(format!("--tmpfs={t}"));
@@ -291,38 +361,83 @@ mod tests {
     fn bad_values_name_their_attribute() {
         for (extra, attr) in [
             (r#","hostAddress":"10.0.0.1""#, "hostAddress"),
-            (r#","privateNetwork":true,"hostAddress":"10.0.0.300""#, "hostAddress"),
-            (r#","privateNetwork":true,"localAddress6":"fc00::1/129""#, "localAddress6"),
-            (r#","privateNetwork":true,"hostBridge":"br0 --x""#, "hostBridge"),
-            (r#","privateNetwork":true,"hostBridge":"br0","hostAddress":"10.0.0.1""#, "hostBridge"),
-            (r#","privateNetwork":true,"localMacAddress":"zz""#, "localMacAddress"),
-            (r#","privateNetwork":true,"forwardPorts":[{"protocol":"sctp","hostPort":1}]"#, "forwardPorts[0].protocol"),
-            (r#","bindMounts":{"/a":{"hostPath":"rel"}}"#, "bindMounts./a.hostPath"),
+            (
+                r#","privateNetwork":true,"hostAddress":"10.0.0.300""#,
+                "hostAddress",
+            ),
+            (
+                r#","privateNetwork":true,"localAddress6":"fc00::1/129""#,
+                "localAddress6",
+            ),
+            (
+                r#","privateNetwork":true,"hostBridge":"br0 --x""#,
+                "hostBridge",
+            ),
+            (
+                r#","privateNetwork":true,"hostBridge":"br0","hostAddress":"10.0.0.1""#,
+                "hostBridge",
+            ),
+            (
+                r#","privateNetwork":true,"localMacAddress":"zz""#,
+                "localMacAddress",
+            ),
+            (
+                r#","privateNetwork":true,"forwardPorts":[{"protocol":"sctp","hostPort":1}]"#,
+                "forwardPorts[0].protocol",
+            ),
+            (
+                r#","bindMounts":{"/a":{"hostPath":"rel"}}"#,
+                "bindMounts./a.hostPath",
+            ),
             (r#","bindMounts":{"/a b":{}}"#, "bindMounts./a b.mountPoint"),
-            (r#","bindMounts":{"/a":{"hostPath":"/x:y"}}"#, "bindMounts./a.hostPath"),
-            (r#","bindMounts":{"/a":{"hostPath":"/x\n--privileged"}}"#, "bindMounts./a.hostPath"),
+            (
+                r#","bindMounts":{"/a":{"hostPath":"/x:y"}}"#,
+                "bindMounts./a.hostPath",
+            ),
+            (
+                r#","bindMounts":{"/a":{"hostPath":"/x\n--privileged"}}"#,
+                "bindMounts./a.hostPath",
+            ),
             (r#","extraFlags":["--a --b"]"#, "extraFlags[0]"),
             (r#","extraFlags":["--bind=/$HOME"]"#, "extraFlags[0]"),
             (r#","tmpfs":["var"]"#, "tmpfs[0]"),
-            (r#","additionalCapabilities":["CAP X"]"#, "additionalCapabilities[0]"),
+            (
+                r#","additionalCapabilities":["CAP X"]"#,
+                "additionalCapabilities[0]",
+            ),
             (r#","privateUsers":"maybe""#, "privateUsers"),
             (r#","privateUsers":-1"#, "privateUsers"),
             (r#","interfaces":["eth0\n"]"#, "interfaces[0]"),
-            (r#","networkNamespace":"/run/netns/x","privateNetwork":true"#, "networkNamespace"),
+            (
+                r#","networkNamespace":"/run/netns/x","privateNetwork":true"#,
+                "networkNamespace",
+            ),
             (r#","generation":3"#, "system"),
         ] {
             let e = err(extra);
-            assert!(e.starts_with(&format!("attribute '{attr}': ")), "{extra}: {e}");
+            assert!(
+                e.starts_with(&format!("attribute '{attr}': ")),
+                "{extra}: {e}"
+            );
         }
     }
 
     #[test]
     fn targets() {
-        let g = Spec::from_args(&Args::from_json(r#"{"name":"a","generation":2}"#).unwrap(), "/nix/store").unwrap();
+        let g = Spec::from_args(
+            &Args::from_json(r#"{"name":"a","generation":2}"#).unwrap(),
+            "/nix/store",
+        )
+        .unwrap();
         assert_eq!(g.target, Target::Generation(2));
-        let r = Spec::from_args(&Args::from_json(r#"{"name":"a","rollback":true}"#).unwrap(), "/nix/store").unwrap();
+        let r = Spec::from_args(
+            &Args::from_json(r#"{"name":"a","rollback":true}"#).unwrap(),
+            "/nix/store",
+        )
+        .unwrap();
         assert_eq!(r.target, Target::Rollback);
-        let e = Spec::from_args(&Args::from_json(r#"{"name":"a"}"#).unwrap(), "/nix/store").unwrap_err();
+        let e = Spec::from_args(&Args::from_json(r#"{"name":"a"}"#).unwrap(), "/nix/store")
+            .unwrap_err();
         assert!(e.to_string().starts_with("attribute 'system': missing"));
     }
 }

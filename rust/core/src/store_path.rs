@@ -18,7 +18,10 @@ pub fn check(store_dir: &str, attr: &str, path: &str) -> Result<()> {
             format!("'{path}' is not a store path ({why}); pass a derivation or a string such as \"${{drv}}\""),
         ))
     };
-    let Some(base) = path.strip_prefix(store_dir).and_then(|r| r.strip_prefix('/')) else {
+    let Some(base) = path
+        .strip_prefix(store_dir)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
         return bad(&format!("it is not in {store_dir}"));
     };
     if base.contains('/') {
@@ -32,7 +35,14 @@ pub fn check(store_dir: &str, attr: &str, path: &str) -> Result<()> {
         return bad("its hash part is not Nix base-32");
     }
     match name {
-        Some(n) if !n.is_empty() && n.len() <= 211 && !n.starts_with('.') && n.chars().all(name_char_ok) => Ok(()),
+        Some(n)
+            if !n.is_empty()
+                && n.len() <= 211
+                && !n.starts_with('.')
+                && n.chars().all(name_char_ok) =>
+        {
+            Ok(())
+        }
         _ => bad("its name part is missing or has characters Nix does not allow"),
     }
 }
@@ -44,7 +54,12 @@ mod tests {
 
     #[test]
     fn accepts_store_paths() {
-        check(S, "system", "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-a-23.11").unwrap();
+        check(
+            S,
+            "system",
+            "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-a-23.11",
+        )
+        .unwrap();
     }
 
     #[test]

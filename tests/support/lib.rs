@@ -1,0 +1,300 @@
+//! Helpers for the integration tests: a temporary set of container roots and
+//! the real `nix` with the built plugin loaded and pointed at them.
+//!
+//! The plugin is `$NCP_PLUGIN`, or `build/nix-container-plugin.so` as
+//! `scripts/setup.sh` builds it. The tests need root and Debian's nix-bin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+pub fn plugin() -> PathBuf {
+    let p = std::env::var_os("NCP_PLUGIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("build/nix-container-plugin.so"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh (or set NCP_PLUGIN)",
+        p.display()
+    );
+    p
+}
+
+/// Nix settings every test uses: no binary cache to wait for (no network
+/// here) and the `nix` command enabled.
+pub const NIX_CONFIG: &str = "experimental-features = nix-command\nsubstituters =\n";
+
+/// Nix expression of the test system with `label`.
+pub fn system_expr(label: &str) -> String {
+    format!(
+        "(import {}/tests/fixtures/test-system.nix {{ label = \"{label}\"; }})",
+        repo().display()
+    )
+}
+
+/// Builds the test system `label` and returns its store path.
+pub fn build_system(label: &str) -> String {
+    let out = Command::new("nix-build")
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .args(["--no-out-link", "-E", &system_expr(label)])
+        .output()
+        .expect("run nix-build");
+    assert!(
+        out.status.success(),
+        "nix-build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// One test's container roots, below a temporary directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the integration tests run as root"
+        );
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("ncp-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.path("etc")
+    }
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.path("profiles")
+    }
+    pub fn gcroots_dir(&self) -> PathBuf {
+        self.path("gcroots")
+    }
+    pub fn profile(&self, name: &str) -> PathBuf {
+        self.profiles_dir().join(name).join("system")
+    }
+
+    /// `--option` pairs that point the plugin at this test's roots.
+    pub fn options(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (k, p) in [
+            ("container-state-dir", self.state_dir()),
+            ("container-config-dir", self.config_dir()),
+            ("container-profiles-dir", self.profiles_dir()),
+            ("container-gcroots-dir", self.gcroots_dir()),
+        ] {
+            v.extend(["--option".to_owned(), k.to_owned(), p.display().to_string()]);
+        }
+        v
+    }
+
+    /// `nix --plugin-files PLUGIN --option … eval EXTRA… --expr EXPR`.
+    pub fn nix_eval_cmd(&self, extra: &[&str], expr: &str) -> Command {
+        let mut c = Command::new("nix");
+        c.env("NIX_CONFIG", NIX_CONFIG)
+            .arg("--plugin-files")
+            .arg(plugin())
+            .args(self.options())
+            .arg("eval")
+            .args(extra)
+            .args(["--expr", expr])
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn nix_eval(&self, extra: &[&str], expr: &str) -> Output {
+        self.nix_eval_cmd(extra, expr).output().expect("run nix")
+    }
+
+    /// Evaluates `expr` impurely and returns its JSON value; fails the test otherwise.
+    pub fn eval_json(&self, expr: &str) -> serde_json::Value {
+        let out = self.nix_eval(&["--impure", "--json"], expr);
+        assert!(
+            out.status.success(),
+            "nix eval failed for {expr}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("nix eval --json prints JSON")
+    }
+
+    /// Evaluates `expr` impurely, expects exit code 1, returns stderr.
+    pub fn eval_err(&self, expr: &str) -> String {
+        self.eval_err_with(&["--impure"], expr)
+    }
+
+    pub fn eval_err_with(&self, extra: &[&str], expr: &str) -> String {
+        let out = self.nix_eval(extra, expr);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "expected exit code 1 for {expr}, got {:?}:\n{stderr}",
+            out.status
+        );
+        stderr
+    }
+
+    /// `builtins.containerProfile { name = NAME; system = …label…; EXTRA }`.
+    pub fn profile_expr(name: &str, label: &str, extra: &str) -> String {
+        format!(
+            "builtins.containerProfile {{ name = \"{name}\"; system = {}; {extra} }}",
+            system_expr(label)
+        )
+    }
+
+    /// Every path below this test's roots, sorted (to check nothing was written).
+    pub fn tree(&self) -> Vec<PathBuf> {
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    out.push(e.path());
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(self.dir.path(), &mut v);
+        v.sort();
+        v
+    }
+}
+
+/// `nix-env -p PROFILE --list-generations` as (number, current) pairs.
+pub fn nix_env_generations(profile: &Path) -> Vec<(u64, bool)> {
+    let out = Command::new("nix-env")
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .arg("-p")
+        .arg(profile)
+        .arg("--list-generations")
+        .output()
+        .expect("run nix-env");
+    assert!(
+        out.status.success(),
+        "nix-env failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let n = w.next()?.parse().ok()?;
+            Some((n, l.contains("(current)")))
+        })
+        .collect()
+}
+
+/// Where a symlink chain ends.
+pub fn resolve(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|e| panic!("resolve {}: {e}", p.display()))
+        .display()
+        .to_string()
+}
+
+/// A container booted by systemd-nspawn with the argv the plugin rendered.
+pub struct Booted {
+    pub child: std::process::Child,
+    pub marks: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Boots the container described by a containerProfile result. Adds
+/// `--register=no` (no systemd as PID 1 and no machined here) and waits until
+/// the test system's init reports that it runs.
+pub fn boot(env: &Env, result: &serde_json::Value) -> Booted {
+    let argv: Vec<String> = result["nspawnArgs"]
+        .as_array()
+        .expect("nspawnArgs")
+        .iter()
+        .map(|a| a.as_str().expect("string").to_owned())
+        .collect();
+    // The rendered argv binds Nix's daemon socket directory read-only, as
+    // NixOS does; a Debian host without nix-daemon may not have it yet.
+    std::fs::create_dir_all("/nix/var/nix/daemon-socket").expect("create daemon-socket dir");
+    let log = env.path("nspawn.log");
+    let logf = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new(&argv[0]);
+    cmd.arg("--register=no")
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("dup"))
+        .stderr(logf);
+    for (k, v) in result["nspawnEnv"].as_object().expect("nspawnEnv") {
+        cmd.env(k, v.as_str().expect("string"));
+    }
+    let child = cmd.spawn().expect("run systemd-nspawn");
+    let marks = Path::new(result["root"].as_str().expect("root")).join("var/lib/ncp-test");
+    let booted = Booted { child, marks, log };
+    booted.wait_for("state", "running");
+    booted
+}
+
+impl Booted {
+    pub fn mark(&self, name: &str) -> String {
+        std::fs::read_to_string(self.marks.join(name))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    pub fn wait_for(&self, name: &str, value: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.mark(name) != value {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "container mark {name} never became {value:?}; nspawn log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it as systemd stops container@.service (SIGTERM to nspawn, which
+    /// sends SIGRTMIN+3 to the container's init) and waits for nspawn to exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "systemd-nspawn did not stop; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
