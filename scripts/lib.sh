@@ -7,13 +7,15 @@ NCP_CACHE_DIR=${NCP_CACHE_DIR:-/var/cache/nix-container-plugin}
 NCP_BUILD_DIR=${NCP_BUILD_DIR:-$NCP_SRC/build}
 NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
 
+NCP_MIN_RUST=1.82.0
+
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the build and the tests need.
 NCP_APT_PACKAGES=(
   nix-bin libgc-dev libboost-dev nlohmann-json3-dev pkg-config meson ninja-build
-  g++ systemd-container busybox-static dpkg-dev xz-utils util-linux
+  g++ systemd-container busybox-static dpkg-dev xz-utils jq
 )
 
 apt_missing() {

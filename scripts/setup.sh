@@ -16,10 +16,13 @@ install_packages() {
     apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2
   fi
-  command -v cargo >/dev/null || {
-    say "no cargo on PATH: installing Debian's cargo"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q cargo >&2
-  }
+  # Debian 12's own rustc (1.63) is older than the crates need; this machine
+  # kind comes with a rustup toolchain, which is what we use.
+  command -v cargo >/dev/null || die "cargo is not on PATH: install a Rust toolchain >= $NCP_MIN_RUST (rustup)"
+  local have
+  have=$(rustc --version | awk '{print $2}')
+  [ "$(printf '%s\n%s\n' "$NCP_MIN_RUST" "$have" | sort -V | head -n1)" = "$NCP_MIN_RUST" ] ||
+    die "rustc $have is older than $NCP_MIN_RUST"
 }
 
 # Nix 2.8's headers, as its own `make install` lays them out (flat nix/*.hh,
