@@ -123,9 +123,12 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
 
         bool confChanged = bridge(state, pos, self, [&] { return plan->prepare_root_and_conf(); });
         auto before = resolvedTarget(profile);
-        if (systemPath)
-            switchLink(profile, createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath));
-        else
+        if (systemPath) {
+            auto generation = createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath);
+            // Nothing to write when the profile already points there.
+            if (!pathExists(profile) || readLink(profile) != baseNameOf(generation))
+                switchLink(profile, generation);
+        } else
             bridge(state, pos, self, [&] { switchGenerationLocked(profile, plan->rollback() ? -1 : plan->switch_to()); });
         auto after = resolvedTarget(profile);
 
