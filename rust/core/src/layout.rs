@@ -1,7 +1,7 @@
 //! Where everything lives: the roots (plugin settings with NixOS defaults) and
 //! the paths of one container below them. The one place for these facts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -154,14 +154,10 @@ impl Layout {
     }
 }
 
-/// `path` rebased onto `dir`; used by tests that check where things went.
-pub fn is_below(path: &Path, dir: &Path) -> bool {
-    path.starts_with(dir) && path != dir
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn defaults_are_the_nixos_layout() {
@@ -195,7 +191,7 @@ mod tests {
         assert_eq!(r.state_dir, Path::new("/var/lib/containers"));
         assert_eq!(r.config_dir, Path::new("/etc/containers"));
         assert_eq!(r.container("a").profile, Path::new("/tmp/p/a/system"));
-        assert!(is_below(&r.container("a").profile, &r.profiles_dir));
+        assert!(r.container("a").profile.starts_with(&r.profiles_dir));
     }
 
     #[test]
