@@ -23,7 +23,9 @@ inline const char * containerProfile = R"(
   *system* is built if needed (with Nix's usual progress). When the profile's
   newest generation already points at it, no generation is added. Instead of
   *system*, `generation = N` switches to an existing generation and
-  `rollback = true` to the one before the current.
+  `rollback = true` to the one before the current (as `nix-env
+  --switch-generation` / `--rollback`); these change only the profile, keep
+  the container's conf file and take no other attributes but `name`.
 
   Optional attributes, as in NixOS's `containers.<name>`: `privateNetwork`,
   `hostAddress`, `localAddress`, `hostAddress6`, `localAddress6`,

@@ -90,24 +90,34 @@ fn generations_follow_nix_semantics_and_survive_gc() {
 #[test]
 fn rollback_and_switch_to_a_generation() {
     let env = Env::new();
-    let a = env.eval_json(&Env::profile_expr("rb", "rb-a", ""))["system"].clone();
-    let b = env.eval_json(&Env::profile_expr("rb", "rb-b", ""))["system"].clone();
+    let bind = r#"bindMounts."/data" = { hostPath = "/srv"; };"#;
+    let a = env.eval_json(&Env::profile_expr("rb", "rb-a", bind))["system"].clone();
+    let b = env.eval_json(&Env::profile_expr("rb", "rb-b", bind));
     let back = env.eval_json("builtins.containerProfile { name = \"rb\"; rollback = true; }");
     assert_eq!(back["generation"], 1);
     assert_eq!(back["system"], a);
     assert_eq!(back["systemChanged"], true);
-    assert_eq!(
-        nix_env_generations(&env.profile("rb")),
-        vec![(1, true), (2, false)]
-    );
+    // A switch keeps the container's conf, and describes the container by it.
+    assert_eq!(back["confChanged"], false);
+    assert_eq!(back["conf"], b["conf"]);
+    assert_eq!(back["nspawnArgs"], b["nspawnArgs"]);
+    assert!(back["conf"].as_str().unwrap().contains("--bind-ro=/srv:/data"));
+    assert_eq!(nix_env_generations(&env.profile("rb")), vec![(1, true), (2, false)]);
+
     let fwd = env.eval_json("builtins.containerProfile { name = \"rb\"; generation = 2; }");
     assert_eq!(fwd["generation"], 2);
-    assert_eq!(fwd["system"], b);
+    assert_eq!(fwd["system"], b["system"]);
     let e = env.eval_err("builtins.containerProfile { name = \"rb\"; generation = 7; }");
     assert!(e.contains("generation 7 does not exist"), "{e}");
+    let e = env.eval_err("builtins.containerProfile { name = \"rb\"; rollback = true; privateNetwork = true; }");
+    assert!(e.contains("attribute 'privateNetwork': cannot be combined with 'generation' or 'rollback'"), "{e}");
+    let e = env.eval_err("builtins.containerSpec { name = \"rb\"; rollback = true; }");
+    assert!(e.contains("attribute 'system': missing: containerSpec describes"), "{e}");
+
     // Setting the same system as the newest generation adds none.
-    let same = env.eval_json(&Env::profile_expr("rb", "rb-b", ""));
+    let same = env.eval_json(&Env::profile_expr("rb", "rb-b", bind));
     assert_eq!(same["generation"], 2);
+    assert_eq!(same["changed"], false);
     assert_eq!(nix_env_generations(&env.profile("rb")).len(), 2);
 }
 

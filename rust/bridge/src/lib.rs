@@ -41,7 +41,7 @@ mod ffi {
         fn rollback(self: &Plan) -> bool;
         fn check_system(self: &Plan, real_path: &str) -> Result<()>;
         fn prepare_nix_dirs(self: &Plan) -> Result<()>;
-        fn prepare_root_and_conf(self: &Plan) -> Result<bool>;
+        fn prepare_root_and_conf(self: &mut Plan) -> Result<bool>;
         /// The result attribute set as JSON (system "" = null).
         fn describe(self: &Plan, system: &str, outcome: &Outcome) -> Result<String>;
         fn describe_spec(self: &Plan) -> Result<String>;
@@ -114,7 +114,7 @@ impl Plan {
     fn prepare_nix_dirs(&self) -> Result<(), String> {
         guard(|| self.0.prepare_nix_dirs())
     }
-    fn prepare_root_and_conf(&self) -> Result<bool, String> {
+    fn prepare_root_and_conf(&mut self) -> Result<bool, String> {
         guard(|| self.0.prepare_root_and_conf())
     }
     fn describe(&self, system: &str, o: &ffi::Outcome) -> Result<String, String> {
@@ -131,7 +131,7 @@ impl Plan {
         })
     }
     fn describe_spec(&self) -> Result<String, String> {
-        guard(|| Ok(self.0.describe(self.0.system(), None)))
+        guard(|| self.0.describe_spec())
     }
 }
 

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Args {
+    /// The attributes the call gave (not part of the JSON).
+    #[serde(skip)]
+    pub given: Vec<String>,
     pub name: String,
     #[serde(default)]
     pub system: Option<String>,
@@ -97,8 +100,13 @@ impl Args {
     /// Parses the JSON of the call's attribute set. Errors name the attribute
     /// (`bindMounts./data.hostPath`) and say what was wrong with it.
     pub fn from_json(json: &str) -> Result<Args> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::Args(nix_words(&e.to_string())))?;
+        let given = value
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut args: Args = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let msg = nix_words(&e.inner().to_string());
             if path == "." || path.is_empty() {
@@ -106,7 +114,9 @@ impl Args {
             } else {
                 Error::Attr { attr: path, msg }
             }
-        })
+        })?;
+        args.given = given;
+        Ok(args)
     }
 }
 

@@ -143,14 +143,14 @@ impl Conf {
     /// optional double quotes around the value, blank and `#` lines ignored.
     /// Quoted values with escapes are not something either writer produces
     /// and are refused rather than guessed at.
-    pub fn parse(text: &str) -> Result<Conf> {
+    pub fn parse(text: &str) -> Result<Conf, String> {
         let mut conf = Conf::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
                 continue;
             }
-            let bad = |why: &str| Error::Args(format!("conf line {}: {why}", i + 1));
+            let bad = |why: &str| format!("line {}: {why}", i + 1);
             let (key, raw) = line.split_once('=').ok_or_else(|| bad("no '='"))?;
             if key.is_empty()
                 || !key

@@ -19,6 +19,9 @@ pub enum Error {
     #[error("setting '{setting}': {msg}")]
     Setting { setting: &'static str, msg: String },
 
+    #[error("conf file '{}': {msg}", path.display())]
+    Conf { path: PathBuf, msg: String },
+
     #[error("'{path}' does not look like a NixOS system: it has no 'init' ({why})")]
     NotASystem { path: String, why: String },
 

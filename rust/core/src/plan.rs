@@ -7,7 +7,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::args::Args;
+use crate::conf::Conf;
 use crate::error::{Error, Result};
+use crate::fsutil::Dir;
 use crate::layout::{Layout, Roots, Settings};
 use crate::spec::{Spec, Target};
 use crate::{nspawn, rootfs};
@@ -93,15 +95,43 @@ impl Plan {
     }
 
     /// Prepares the root file system and writes the conf file, under the
-    /// profile lock. Returns whether the conf file changed.
-    pub fn prepare_root_and_conf(&self) -> Result<bool> {
-        rootfs::prepare(&self.roots, &self.layout, self.spec.copy_resolv_conf)?;
-        let dir = crate::fsutil::Dir::open_root(&self.roots.config_dir, 0o755)?;
-        dir.replace_file(
-            &self.layout.config_file_name(),
-            self.conf_text.as_bytes(),
-            0o644,
-        )
+    /// profile lock. Returns whether the conf file changed. A switch to an
+    /// existing generation keeps the conf file the container has (and from
+    /// then on describes the container by it).
+    pub fn prepare_root_and_conf(&mut self) -> Result<bool> {
+        let dir = Dir::open_root(&self.roots.config_dir, 0o755)?;
+        let file = self.layout.config_file_name();
+        if self.system().is_none() {
+            if let Some(bytes) = dir.read(&file)? {
+                let path = &self.layout.config_file;
+                let bad = |msg: String| Error::Conf {
+                    path: path.clone(),
+                    msg,
+                };
+                let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+                self.spec.conf = Conf::parse(&text).map_err(bad)?;
+                self.argv = nspawn::argv(&self.spec.conf, &self.roots, &self.layout);
+                self.conf_text = text;
+            }
+        }
+        rootfs::prepare(
+            &self.roots,
+            &self.layout,
+            self.spec.conf.value("COPY_RESOLV_CONF") == "1",
+        )?;
+        dir.replace_file(&file, self.conf_text.as_bytes(), 0o644)
+    }
+
+    /// containerSpec's result: describes the container its arguments give.
+    pub fn describe_spec(&self) -> Result<String> {
+        match self.system() {
+            Some(s) => Ok(self.describe(Some(s), None)),
+            None => Err(Error::attr(
+                "system",
+                "missing: containerSpec describes a container from its arguments, while 'generation' and \
+                 'rollback' switch an existing profile, which only containerProfile does",
+            )),
+        }
     }
 
     /// The result attribute set as JSON.

@@ -23,8 +23,8 @@ pub enum Target {
 pub struct Spec {
     pub name: String,
     pub target: Target,
+    /// For `Target::System`; a switch keeps the conf file the container has.
     pub conf: Conf,
-    pub copy_resolv_conf: bool,
 }
 
 fn attr_err<T>(attr: &str, msg: impl Into<String>) -> Result<T> {
@@ -122,8 +122,8 @@ fn target(a: &Args, store_dir: &str) -> Result<Target> {
             store_path::check(store_dir, "system", s)?;
             Ok(Target::System(s.clone()))
         }
-        (None, Some(n), false) => Ok(Target::Generation(n)),
-        (None, None, true) => Ok(Target::Rollback),
+        (None, Some(n), false) => switch_only(a, Target::Generation(n)),
+        (None, None, true) => switch_only(a, Target::Rollback),
         (None, None, false) => attr_err(
             "system",
             "missing: give 'system' (a NixOS system), 'generation' (a number) or 'rollback = true'",
@@ -132,6 +132,20 @@ fn target(a: &Args, store_dir: &str) -> Result<Target> {
             "system",
             "'system', 'generation' and 'rollback' exclude each other; give exactly one",
         ),
+    }
+}
+
+/// A switch to an existing generation changes the system profile only; conf
+/// attributes beside it would silently do nothing, so they are refused.
+fn switch_only(a: &Args, target: Target) -> Result<Target> {
+    let allowed = ["name", "generation", "rollback"];
+    match a.given.iter().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => attr_err(
+            k,
+            "cannot be combined with 'generation' or 'rollback', which only switch the system profile \
+             and keep the container's conf file; change the conf with a call that gives 'system'",
+        ),
+        None => Ok(target),
     }
 }
 
@@ -246,7 +260,6 @@ impl Spec {
             name: a.name.clone(),
             target,
             conf: c,
-            copy_resolv_conf: a.copy_resolv_conf,
         })
     }
 }
