@@ -24,16 +24,15 @@ auto bridge(EvalState & state, compat::PosArg pos, const char * builtin, F && f)
     }
 }
 
-void requireImpure(EvalState & state, compat::PosArg pos, const char * builtin)
+// `what` says why the builtin is impure; `alternative` is a pure way, if any.
+void requireImpure(EvalState & state, compat::PosArg pos, const char * builtin, const char * what, const char * alternative)
 {
     if (compat::restrictEval(state))
-        compat::throwEvalError(state, pos, std::string("builtins.") + builtin
-            + " reads and writes container state and is not available in restricted evaluation mode "
-              "(restrict-eval = true); run it without restrict-eval");
+        compat::throwEvalError(state, pos, std::string("builtins.") + builtin + " " + what
+            + " and is not available in restricted evaluation mode (restrict-eval = true); run it without restrict-eval");
     if (compat::pureEval(state))
-        compat::throwEvalError(state, pos, std::string("builtins.") + builtin
-            + " reads and writes container state and is not available in pure evaluation mode; "
-              "pass --impure (or --option pure-eval false), or use builtins.containerSpec, which is pure");
+        compat::throwEvalError(state, pos, std::string("builtins.") + builtin + " " + what
+            + " and is not available in pure evaluation mode; pass --impure (or --option pure-eval false)" + alternative);
 }
 
 void requireWritableStore(EvalState & state, compat::PosArg pos, const char * builtin)
@@ -87,7 +86,7 @@ void switchGenerationLocked(const Path & profile, int64_t to)
 NCP_PRIMOP_SIGNATURE(prim_containerProfile)
 {
     const char * self = "containerProfile";
-    requireImpure(state, pos, self);
+    requireImpure(state, pos, self, "writes container state", ", or use builtins.containerSpec, which is pure");
     requireWritableStore(state, pos, self);
     compat::forceAttrs(state, *args[0], pos);
     PathSet context;
@@ -159,7 +158,7 @@ NCP_PRIMOP_SIGNATURE(prim_containerSpec)
 NCP_PRIMOP_SIGNATURE(prim_containerGenerations)
 {
     const char * self = "containerGenerations";
-    requireImpure(state, pos, self);
+    requireImpure(state, pos, self, "reads a container's profile", "");
     PathSet context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto profile = std::string(bridge(state, pos, self, [&] { return rs::generations_profile(json, rustSettings(state)); }));

@@ -101,18 +101,34 @@ fn rollback_and_switch_to_a_generation() {
     assert_eq!(back["confChanged"], false);
     assert_eq!(back["conf"], b["conf"]);
     assert_eq!(back["nspawnArgs"], b["nspawnArgs"]);
-    assert!(back["conf"].as_str().unwrap().contains("--bind-ro=/srv:/data"));
-    assert_eq!(nix_env_generations(&env.profile("rb")), vec![(1, true), (2, false)]);
+    assert!(back["conf"]
+        .as_str()
+        .unwrap()
+        .contains("--bind-ro=/srv:/data"));
+    assert_eq!(
+        nix_env_generations(&env.profile("rb")),
+        vec![(1, true), (2, false)]
+    );
 
     let fwd = env.eval_json("builtins.containerProfile { name = \"rb\"; generation = 2; }");
     assert_eq!(fwd["generation"], 2);
     assert_eq!(fwd["system"], b["system"]);
     let e = env.eval_err("builtins.containerProfile { name = \"rb\"; generation = 7; }");
     assert!(e.contains("generation 7 does not exist"), "{e}");
-    let e = env.eval_err("builtins.containerProfile { name = \"rb\"; rollback = true; privateNetwork = true; }");
-    assert!(e.contains("attribute 'privateNetwork': cannot be combined with 'generation' or 'rollback'"), "{e}");
+    let e = env.eval_err(
+        "builtins.containerProfile { name = \"rb\"; rollback = true; privateNetwork = true; }",
+    );
+    assert!(
+        e.contains(
+            "attribute 'privateNetwork': cannot be combined with 'generation' or 'rollback'"
+        ),
+        "{e}"
+    );
     let e = env.eval_err("builtins.containerSpec { name = \"rb\"; rollback = true; }");
-    assert!(e.contains("attribute 'system': missing: containerSpec describes"), "{e}");
+    assert!(
+        e.contains("attribute 'system': missing: containerSpec describes"),
+        "{e}"
+    );
 
     // Setting the same system as the newest generation adds none.
     let same = env.eval_json(&Env::profile_expr("rb", "rb-b", bind));

@@ -92,6 +92,10 @@ fn wrong_types_and_attributes_are_named() {
         ("name = \"a\";".to_owned(), vec!["attribute 'system': missing"]),
         (format!("name = \"a\"; system = {sys}; generation = 2;"), vec!["attribute 'system'", "exclude each other"]),
         (format!("name = \"a\"; system = {sys}; extraFlags = x: x;"), vec!["cannot pass a function"]),
+        (
+            format!("name = \"a\"; system = {sys}; extraFlags = let f = n: if n == 0 then [ ] else [ (f (n - 1)) ]; in f 1000;"),
+            vec!["nested more than 32 levels deep"],
+        ),
         (format!("name = \"a\"; system = {sys}; hostAddress = \"10.0.0.1\";"), vec!["attribute 'hostAddress': only has an effect with privateNetwork = true"]),
     ] {
         refused(&format!("builtins.containerProfile {{ {args} }}"), &needles.iter().map(|s| &**s).collect::<Vec<_>>());
