@@ -1,106 +1,240 @@
 // Everything that differs between the Nix versions the plugin builds against,
 // in one place. The rest of cpp/ includes only this header from Nix and uses
-// the names below. Tested: Nix 2.8.0 (Debian 12's nix-bin).
+// the names below. Tested: Nix 2.8.0 (Debian 12) and 2.26.3 (built from
+// Debian 13's source). Expected to build, untested: 2.28+ header layout.
 #pragma once
 
-// Nix 2.8's headers want configure's config.h first (HAVE_BOEHMGC changes
-// the layout of the evaluator's types).
-#include "config.h"
+// --- Which Nix: feature detection on the headers pkg-config points at. -----
+#if __has_include(<nix/expr/eval.hh>)
+// Nix 2.28+: headers in per-library subdirectories, config headers inside.
+#  define NCP_NIX_API 228
+#  include <nix/expr/config.hh>
+#  include <nix/expr/eval.hh>
+#  include <nix/expr/eval-inline.hh>
+#  include <nix/expr/eval-settings.hh>
+#  include <nix/expr/json-to-value.hh>
+#  include <nix/expr/primops.hh>
+#  include <nix/store/globals.hh>
+#  include <nix/store/local-fs-store.hh>
+#  include <nix/store/pathlocks.hh>
+#  include <nix/store/profiles.hh>
+#  include <nix/store/store-api.hh>
+#  include <nix/util/file-system.hh>
+#elif __has_include("config-expr.hh")
+// Nix 2.2x with flat headers: the config headers are not named by the .pc
+// files, and without them the plugin compiles but its layouts differ.
+#  define NCP_NIX_API 226
+#  include "config-util.hh"
+#  include "config-store.hh"
+#  include "config-expr.hh"
+#  include "eval.hh"
+#  include "eval-inline.hh"
+#  include "eval-settings.hh"
+#  include "json-to-value.hh"
+#  include "primops.hh"
+#  include "globals.hh"
+#  include "local-fs-store.hh"
+#  include "pathlocks.hh"
+#  include "profiles.hh"
+#  include "store-api.hh"
+#  include "file-system.hh"
+#else
+// Nix 2.8: configure's config.h first (HAVE_BOEHMGC changes the layout of
+// the evaluator's types).
+#  define NCP_NIX_API 208
+#  include "config.h"
+#  include "eval.hh"
+#  include "eval-inline.hh"
+#  include "globals.hh"
+#  include "json-to-value.hh"
+#  include "local-fs-store.hh"
+#  include "pathlocks.hh"
+#  include "primops.hh"
+#  include "profiles.hh"
+#  include "store-api.hh"
+#  include "util.hh"
+#endif
 
-#include "eval.hh"
-#include "eval-inline.hh"
-#include "globals.hh"
-#include "json-to-value.hh"
-#include "local-fs-store.hh"
-#include "pathlocks.hh"
-#include "primops.hh"
-#include "profiles.hh"
-#include "store-api.hh"
-#include "util.hh"
+#include <vector>
 
 namespace ncp::compat {
 
-// A primop's position argument.
+#if NCP_NIX_API >= 226
+using PosArg = const nix::PosIdx;
+using Context = nix::NixStringContext;
+#else
 using PosArg = const nix::Pos &;
+using Context = nix::PathSet;
+#endif
+
+// A primop's signature.
 #define NCP_PRIMOP_SIGNATURE(fn) \
     void fn(nix::EvalState & state, ncp::compat::PosArg pos, nix::Value ** args, nix::Value & v)
 
+// --- Errors -----------------------------------------------------------------
+
 // An evaluation error at the call's position.
-[[noreturn]] inline void throwEvalError(nix::EvalState &, PosArg pos, const std::string & msg)
+[[noreturn]] inline void throwEvalError(nix::EvalState & state, PosArg pos, const std::string & msg)
 {
+#if NCP_NIX_API >= 226
+    state.error<nix::EvalError>("%s", msg).atPos(pos).debugThrow();
+#else
+    (void) state;
     throw nix::EvalError({.msg = nix::hintfmt(msg), .errPos = pos});
+#endif
 }
 
 // A line of context on an error from libstore/libutil, at the call's position.
-inline void addTrace(nix::Error & e, PosArg pos, const std::string & msg)
+inline void addTrace(nix::EvalState & state, nix::Error & e, PosArg pos, const std::string & msg)
 {
+#if NCP_NIX_API >= 226
+    e.addTrace(state.positions[pos], "%s", msg);
+#else
+    (void) state;
     e.addTrace(pos, nix::hintfmt(msg));
+#endif
 }
 
+// --- Evaluation mode --------------------------------------------------------
+
+#if NCP_NIX_API >= 226
+inline bool pureEval(nix::EvalState & state) { return state.settings.pureEval; }
+inline bool restrictEval(nix::EvalState & state) { return state.settings.restrictEval; }
+#else
 inline bool pureEval(nix::EvalState &) { return nix::evalSettings.pureEval; }
 inline bool restrictEval(nix::EvalState &) { return nix::evalSettings.restrictEval; }
+#endif
 
 // `nix-instantiate --eval` and `--read-only` evaluate without writing derivations.
 inline bool readOnlyMode() { return nix::settings.readOnlyMode; }
 
 inline std::string nixStateDir() { return nix::settings.nixStateDir; }
 
-inline void forceValue(nix::EvalState & state, nix::Value & v, PosArg pos) { state.forceValue(v, pos); }
-inline void forceAttrs(nix::EvalState & state, nix::Value & v, PosArg pos) { state.forceAttrs(v, pos); }
+// --- Forcing and reading values ---------------------------------------------
 
-// Reading a forced value.
+inline void forceValue(nix::EvalState & state, nix::Value & v, PosArg pos) { state.forceValue(v, pos); }
+
+inline void forceAttrs(nix::EvalState & state, nix::Value & v, PosArg pos, std::string_view what)
+{
+#if NCP_NIX_API >= 226
+    state.forceAttrs(v, pos, what);
+#else
+    (void) what;
+    state.forceAttrs(v, pos);
+#endif
+}
+
+#if NCP_NIX_API >= 226
+inline std::string_view stringOf(const nix::Value & v) { return v.string_view(); }
+inline std::string pathOf(const nix::Value & v) { return v.path().path.abs(); }
+inline int64_t intOf(const nix::Value & v) { return v.integer().value; }
+inline double floatOf(const nix::Value & v) { return v.fpoint(); }
+inline bool boolOf(const nix::Value & v) { return v.boolean(); }
+inline const nix::Bindings & attrsOf(nix::Value & v) { return *v.attrs(); }
+inline std::string symbolName(nix::EvalState & state, const nix::Symbol & s) { return std::string(state.symbols[s]); }
+#else
 inline std::string_view stringOf(const nix::Value & v) { return v.string.s; }
 inline std::string pathOf(const nix::Value & v) { return v.path; }
-inline nix::NixInt intOf(const nix::Value & v) { return v.integer; }
-inline nix::NixFloat floatOf(const nix::Value & v) { return v.fpoint; }
+inline int64_t intOf(const nix::Value & v) { return v.integer; }
+inline double floatOf(const nix::Value & v) { return v.fpoint; }
 inline bool boolOf(const nix::Value & v) { return v.boolean; }
-inline std::string symbolName(const nix::Symbol & s) { return (const std::string &) s; }
+inline nix::Bindings & attrsOf(nix::Value & v) { return *v.attrs; }
+inline std::string symbolName(nix::EvalState &, const nix::Symbol & s) { return (const std::string &) s; }
+#endif
 
-// The string of a value that coerces to one (a derivation: its outPath),
-// with its context collected.
-inline std::string coerceToString(nix::EvalState & state, PosArg pos, nix::Value & v, nix::PathSet & context)
+inline nix::Value & listElem(nix::Value & v, size_t i) { return *v.listElems()[i]; }
+
+inline void copyContext(const nix::Value & v, Context & context) { nix::copyContext(v, context); }
+
+// The string a value coerces to (a derivation: its outPath), with its context.
+inline std::string coerceToString(nix::EvalState & state, PosArg pos, nix::Value & v, Context & context)
 {
+#if NCP_NIX_API >= 226
+    return std::string(state.coerceToString(pos, v, context, "while reading a container's 'system'", false, false).toOwned());
+#else
     return std::string(state.coerceToString(pos, v, context, false, false).toOwned());
+#endif
 }
 
 inline nix::Value * findAttr(nix::EvalState & state, nix::Value & attrs, std::string_view name)
 {
-    auto i = attrs.attrs->find(state.symbols.create(name));
-    return i == attrs.attrs->end() ? nullptr : i->value;
+    auto & bindings = attrsOf(attrs);
+    auto i = bindings.find(state.symbols.create(name));
+    return i == bindings.end() ? nullptr : i->value;
 }
 
-inline void setAttr(nix::EvalState & state, nix::Value & attrs, std::string_view name, nix::Value * value)
-{
-    auto i = attrs.attrs->find(state.symbols.create(name));
-    if (i != attrs.attrs->end()) i->value = value;
-}
+// --- Making values ----------------------------------------------------------
 
-inline void mkStringWithContext(nix::Value & v, const std::string & s, const nix::PathSet & context)
+inline void mkStringWithContext(nix::Value & v, const std::string & s, const Context & context)
 {
     v.mkString(s, context);
 }
 
-inline void realiseContext(nix::EvalState & state, const nix::PathSet & context)
+inline void mkInt(nix::Value & v, int64_t n) { v.mkInt(n); }
+
+// `attrs` with attribute `name` replaced by `value`.
+inline void replaceAttr(nix::EvalState & state, nix::Value & attrs, std::string_view name, nix::Value * value)
 {
-    (void) state.realiseContext(context);
+    auto sym = state.symbols.create(name);
+    auto & old = attrsOf(attrs);
+    auto bindings = state.buildBindings(old.size() + 1);
+    for (auto & a : old)
+        if (a.name != sym) bindings.insert(a);
+    bindings.insert(sym, value);
+    attrs.mkAttrs(bindings);
 }
 
-// Registration: Nix 2.8 collects RegisterPrimOp objects at load time.
+inline void mkList(nix::EvalState & state, nix::Value & v, const std::vector<nix::Value *> & items)
+{
+#if NCP_NIX_API >= 226
+    auto list = state.buildList(items.size());
+    for (size_t i = 0; i < items.size(); ++i) list[i] = items[i];
+    v.mkList(list);
+#else
+    state.mkList(v, items.size());
+    for (size_t i = 0; i < items.size(); ++i) v.listElems()[i] = items[i];
+#endif
+}
+
+// --- Store and profiles -----------------------------------------------------
+
+inline void realiseContext(nix::EvalState & state, const Context & context) { (void) state.realiseContext(context); }
+
+inline nix::Path createGeneration(nix::ref<nix::LocalFSStore> store, const nix::Path & profile, const nix::StorePath & path)
+{
+#if NCP_NIX_API >= 226
+    return nix::createGeneration(*store, profile, path);
+#else
+    return nix::createGeneration(store, profile, path);
+#endif
+}
+
+// --- Registration -----------------------------------------------------------
+
 struct PrimOpInfo
 {
     const char * name;
     std::vector<std::string> args;
     const char * doc;
-    nix::PrimOpFun fun;
+    void (*fun)(nix::EvalState &, PosArg, nix::Value **, nix::Value &);
 };
 
+// Static registration, which every version collects when the plugin loads;
+// newer Nix calls the loader's nix_plugin_entry() first (cpp/loader.cc).
 struct RegisterPrimOp
 {
+#if NCP_NIX_API >= 226
+    explicit RegisterPrimOp(PrimOpInfo info)
+        : reg(nix::PrimOp{.name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .fun = info.fun})
+    {
+    }
+#else
     explicit RegisterPrimOp(PrimOpInfo info)
         : reg(nix::RegisterPrimOp::Info{
               .name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .fun = info.fun})
     {
     }
+#endif
     nix::RegisterPrimOp reg;
 };
 

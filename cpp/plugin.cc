@@ -47,13 +47,13 @@ void requireWritableStore(EvalState & state, compat::PosArg pos, const char * bu
 // The value `result` (JSON from the core) as a Nix value, with `system`
 // carrying the argument's string context so that it still depends on the
 // derivation it came from.
-void returnJson(EvalState & state, const std::string & json, const std::string & system, const PathSet & context, Value & v)
+void returnJson(EvalState & state, const std::string & json, const std::string & system, const compat::Context & context, Value & v)
 {
     parseJSON(state, json, v);
     if (!system.empty()) {
         auto s = state.allocValue();
         compat::mkStringWithContext(*s, system, context);
-        compat::setAttr(state, v, "system", s);
+        compat::replaceAttr(state, v, "system", s);
     }
 }
 
@@ -88,8 +88,8 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
     const char * self = "containerProfile";
     requireImpure(state, pos, self, "writes container state", ", or use builtins.containerSpec, which is pure");
     requireWritableStore(state, pos, self);
-    compat::forceAttrs(state, *args[0], pos);
-    PathSet context;
+    compat::forceAttrs(state, *args[0], pos, "while reading the argument of a container builtin");
+    compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto plan = bridge(state, pos, self, [&] { return rs::plan(json, rustSettings(state)); });
 
@@ -123,7 +123,7 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
         bool confChanged = bridge(state, pos, self, [&] { return plan->prepare_root_and_conf(); });
         auto before = resolvedTarget(profile);
         if (systemPath) {
-            auto generation = createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath);
+            auto generation = compat::createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath);
             // Nothing to write when the profile already points there.
             if (!pathExists(profile) || readLink(profile) != baseNameOf(generation))
                 switchLink(profile, generation);
@@ -140,15 +140,15 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
         auto result = bridge(state, pos, self, [&] { return plan->describe(after, outcome); });
         returnJson(state, std::string(result), system.empty() ? after : system, context, v);
     } catch (Error & e) {
-        compat::addTrace(e, pos, "while preparing a container with builtins.containerProfile");
+        compat::addTrace(state, e, pos, "while preparing a container with builtins.containerProfile");
         throw;
     }
 }
 
 NCP_PRIMOP_SIGNATURE(prim_containerSpec)
 {
-    compat::forceAttrs(state, *args[0], pos);
-    PathSet context;
+    compat::forceAttrs(state, *args[0], pos, "while reading the argument of a container builtin");
+    compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto plan = bridge(state, pos, "containerSpec", [&] { return rs::plan(json, rustSettings(state)); });
     auto result = bridge(state, pos, "containerSpec", [&] { return plan->describe_spec(); });
@@ -159,7 +159,7 @@ NCP_PRIMOP_SIGNATURE(prim_containerGenerations)
 {
     const char * self = "containerGenerations";
     requireImpure(state, pos, self, "reads a container's profile", "");
-    PathSet context;
+    compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto profile = std::string(bridge(state, pos, self, [&] { return rs::generations_profile(json, rustSettings(state)); }));
 
@@ -169,21 +169,22 @@ NCP_PRIMOP_SIGNATURE(prim_containerGenerations)
         try {
             std::tie(gens, current) = findGenerations(profile);
         } catch (Error & e) {
-            compat::addTrace(e, pos, "while listing generations with builtins.containerGenerations");
+            compat::addTrace(state, e, pos, "while listing generations with builtins.containerGenerations");
             throw;
         }
     }
-    state.mkList(v, gens.size());
-    size_t i = 0;
+    std::vector<Value *> items;
     for (auto & g : gens) {
         auto attrs = state.buildBindings(5);
-        attrs.alloc("number").mkInt(g.number);
+        compat::mkInt(attrs.alloc("number"), g.number);
         attrs.alloc("link").mkString(g.path);
         attrs.alloc("path").mkString(resolvedTarget(g.path));
-        attrs.alloc("creationTime").mkInt(g.creationTime);
+        compat::mkInt(attrs.alloc("creationTime"), g.creationTime);
         attrs.alloc("current").mkBool(current && *current == g.number);
-        (v.listElems()[i++] = state.allocValue())->mkAttrs(attrs);
+        items.push_back(state.allocValue());
+        items.back()->mkAttrs(attrs);
     }
+    compat::mkList(state, v, items);
 }
 
 compat::RegisterPrimOp registerProfile({

@@ -10,7 +10,7 @@ namespace {
 // exhausting the stack.
 constexpr int maxDepth = 32;
 
-nlohmann::json toJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, nix::PathSet & context, int depth)
+nlohmann::json toJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, compat::Context & context, int depth)
 {
     if (depth > maxDepth)
         compat::throwEvalError(state, pos, "value nested more than " + std::to_string(maxDepth) + " levels deep");
@@ -25,14 +25,14 @@ nlohmann::json toJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos
     case nix::nFloat:
         return compat::floatOf(v);
     case nix::nString:
-        nix::copyContext(v, context);
+        compat::copyContext(v, context);
         return std::string(compat::stringOf(v));
     case nix::nPath:
         return compat::pathOf(v);
     case nix::nList: {
         auto out = nlohmann::json::array();
         for (size_t i = 0; i < v.listSize(); ++i)
-            out.push_back(toJson(state, *v.listElems()[i], pos, context, depth + 1));
+            out.push_back(toJson(state, compat::listElem(v, i), pos, context, depth + 1));
         return out;
     }
     case nix::nAttrs: {
@@ -41,18 +41,18 @@ nlohmann::json toJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos
                 return compat::coerceToString(state, pos, *outPath, context);
         }
         auto out = nlohmann::json::object();
-        for (auto & attr : *v.attrs)
-            out[compat::symbolName(attr.name)] = toJson(state, *attr.value, pos, context, depth + 1);
+        for (auto & attr : compat::attrsOf(v))
+            out[compat::symbolName(state, attr.name)] = toJson(state, *attr.value, pos, context, depth + 1);
         return out;
     }
     default:
-        compat::throwEvalError(state, pos, std::string("cannot pass ") + nix::showType(v) + " to a container builtin");
+        compat::throwEvalError(state, pos, "cannot pass " + std::string(nix::showType(v)) + " to a container builtin");
     }
 }
 
 }
 
-std::string valueToJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, nix::PathSet & context)
+std::string valueToJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, compat::Context & context)
 {
     // Nix strings may hold any bytes; invalid UTF-8 becomes U+FFFD, which the
     // core then refuses wherever it matters (names, paths, flags).

@@ -13,6 +13,6 @@ namespace ncp {
 // Forces `v` deeply. Derivations become their outPath; paths stay paths;
 // string contexts are added to `context`. Functions and over-deep nesting are
 // evaluation errors at `pos`.
-std::string valueToJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, nix::PathSet & context);
+std::string valueToJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos, compat::Context & context);
 
 }
