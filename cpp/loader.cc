@@ -24,6 +24,17 @@ std::string ownDirectory()
     return slash == std::string::npos ? "." : self.substr(0, slash);
 }
 
+void loadImpl()
+{
+    auto impl = ownDirectory() + "/" NCP_IMPL_FILE;
+    // RTLD_NOW: a missing symbol is reported here, not in the middle of an evaluation.
+    if (!dlopen(impl.c_str(), RTLD_NOW | RTLD_LOCAL))
+        fprintf(stderr, "warning: nix-container-plugin is not loaded: %s\n", dlerror());
+}
+
+bool versionMatches = false;
+
+// Runs when Nix dlopen()s this file, in every Nix version.
 struct Loader
 {
     Loader()
@@ -41,13 +52,23 @@ struct Loader
                 NCP_NIX_VERSION, running->c_str());
             return;
         }
-        auto impl = ownDirectory() + "/" NCP_IMPL_FILE;
-        // RTLD_NOW: a missing symbol is reported here, not in the middle of an evaluation.
-        if (!dlopen(impl.c_str(), RTLD_NOW | RTLD_LOCAL))
-            fprintf(stderr, "warning: nix-container-plugin is not loaded: %s\n", dlerror());
+        versionMatches = true;
+#if !NCP_NIX_CALLS_PLUGIN_ENTRY
+        loadImpl();
+#endif
     }
 };
 
 Loader loader;
 
 }
+
+#if NCP_NIX_CALLS_PLUGIN_ENTRY
+// Nix versions that have it call this right after loading the file: the
+// plugin proper (whose primops register as it loads) is loaded from here,
+// once the version check above has passed.
+extern "C" __attribute__((visibility("default"))) void nix_plugin_entry()
+{
+    if (versionMatches) loadImpl();
+}
+#endif

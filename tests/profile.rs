@@ -208,20 +208,26 @@ fn writes_the_nixos_layout_below_the_configured_roots() {
             root.to_str().unwrap()
         ]
     );
+    let state = nix_state_dir().display().to_string();
     let profile_bind = format!(
-        "--bind={}:/nix/var/nix/profiles",
+        "--bind={}:{state}/profiles",
         env.profiles_dir().join("lay").display()
     );
+    let store_bind = format!("--bind-ro={0}:{0}", store_dir());
     for a in [
         "--private-network",
         "--network-veth",
         "--port=tcp:8080:80",
         profile_bind.as_str(),
+        store_bind.as_str(),
         "--bind=/srv/data:/data",
     ] {
         assert!(argv.contains(&a), "{a} missing from {argv:?}");
     }
-    assert_eq!(argv.last(), Some(&"/nix/var/nix/profiles/system/init"));
+    assert_eq!(
+        argv.last(),
+        Some(&format!("{state}/profiles/system/init").as_str())
+    );
 
     // A conf change alone is reported as such.
     let r2 = env.eval_json(&Env::profile_expr("lay", "lay", "privateNetwork = true;"));

@@ -40,7 +40,10 @@ fn pure_and_restricted_modes_refuse_side_effects() {
     );
     let e = env.eval_err_with(&[], "builtins.containerGenerations \"p\"");
     assert!(e.contains("pure evaluation mode"), "{e}");
-    let e = env.eval_err_with(&["--impure", "--option", "restrict-eval", "true"], "builtins.containerProfile { name = \"p\"; system = \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-s\"; }");
+    let e = env.eval_err_with(
+        &["--impure", "--option", "restrict-eval", "true"],
+        &format!("builtins.containerProfile {{ name = \"p\"; system = \"{}/0123456789abcdfghijklmnpqrsvwxyz-s\"; }}", store_dir()),
+    );
     assert!(
         e.contains("restricted evaluation mode") && e.contains("restrict-eval"),
         "{e}"
@@ -113,11 +116,11 @@ fn systems_must_be_nixos_systems_in_the_store() {
         &[
             "attribute 'system'",
             "is not a store path",
-            "not in /nix/store",
+            &format!("not in {}", store_dir()),
         ],
     );
     refused(
-        "builtins.containerProfile { name = \"a\"; system = \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nowhere\"; }",
+        &format!("builtins.containerProfile {{ name = \"a\"; system = \"{}/0123456789abcdfghijklmnpqrsvwxyz-nowhere\"; }}", store_dir()),
         &["attribute 'system'", "is not in the Nix store"],
     );
     refused(

@@ -27,8 +27,23 @@ pub fn plugin() -> PathBuf {
 }
 
 /// Nix settings every test uses: no binary cache to wait for (no network
-/// here) and the `nix` command enabled.
-pub const NIX_CONFIG: &str = "experimental-features = nix-command\nsubstituters =\n";
+/// here), the `nix` command enabled, no sandbox (the test system's builder
+/// is the host's busybox).
+pub const NIX_CONFIG: &str =
+    "experimental-features = nix-command\nsubstituters =\nsandbox = false\n";
+
+/// The Nix under test is the first `nix` on PATH; scripts/test.sh runs the
+/// suite once per Nix version, with its own store and state directories
+/// (NIX_STORE_DIR, NIX_STATE_DIR) for all but the machine's own Nix.
+pub fn store_dir() -> String {
+    std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into())
+}
+
+pub fn nix_state_dir() -> PathBuf {
+    std::env::var_os("NIX_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/nix/var/nix".into())
+}
 
 /// Nix expression of the test system with `label`.
 pub fn system_expr(label: &str) -> String {
@@ -239,7 +254,8 @@ pub fn boot(env: &Env, result: &serde_json::Value) -> Booted {
         .collect();
     // The rendered argv binds Nix's daemon socket directory read-only, as
     // NixOS does; a Debian host without nix-daemon may not have it yet.
-    std::fs::create_dir_all("/nix/var/nix/daemon-socket").expect("create daemon-socket dir");
+    std::fs::create_dir_all(nix_state_dir().join("daemon-socket"))
+        .expect("create daemon-socket dir");
     let log = env.path("nspawn.log");
     let logf = std::fs::File::create(&log).expect("log file");
     let mut cmd = Command::new(&argv[0]);
