@@ -20,6 +20,7 @@
 #  include <nix/store/profiles.hh>
 #  include <nix/store/store-api.hh>
 #  include <nix/util/file-system.hh>
+#  include <nix/util/config-global.hh>
 #elif __has_include("config-expr.hh")
 // Nix 2.2x with flat headers: the config headers are not named by the .pc
 // files, and without them the plugin compiles but its layouts differ.
@@ -38,6 +39,7 @@
 #  include "profiles.hh"
 #  include "store-api.hh"
 #  include "file-system.hh"
+#  include "config-global.hh"
 #else
 // Nix 2.8: configure's config.h first (HAVE_BOEHMGC changes the layout of
 // the evaluator's types).

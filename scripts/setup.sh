@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what is missing and builds the plugin. Idempotent; safe to re-run.
-#   scripts/setup.sh            uses a Nix with headers that pkg-config already
-#                               finds, else Debian's nix-bin plus headers of the
-#                               same version from Debian's source package.
-# Prints nothing on stdout but `export PKG_CONFIG_PATH=…` for callers to eval.
+#   scripts/setup.sh                      against a Nix with headers that
+#        pkg-config already finds, else Debian's nix-bin plus headers of the
+#        same version from Debian's source package; builds into build/.
+#   scripts/setup.sh --nix-prefix PREFIX  against the Nix installed in PREFIX
+#        (PREFIX/lib/pkgconfig, e.g. from scripts/nix-2.26.sh); builds into
+#        build-nix-VERSION/.
+# Prints nothing on stdout but `export PKG_CONFIG_PATH=… NCP_PLUGIN=…` for
+# callers to eval.
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, /nix and systemd-nspawn need it)"
@@ -106,16 +110,32 @@ nix_pkgconfig_path() {
 
 build() {
   export PKG_CONFIG_PATH=$1
+  local version
+  version=$(pkg-config --modversion nix-expr)
   if [ ! -f "$NCP_BUILD_DIR/build.ninja" ]; then
-    say "configuring the build in $NCP_BUILD_DIR (Nix $(pkg-config --modversion nix-expr))"
+    say "configuring the build in $NCP_BUILD_DIR (Nix $version)"
     meson setup "$NCP_BUILD_DIR" "$NCP_SRC" -Dbuildtype=release >&2
   fi
-  say "building the plugin"
+  say "building the plugin for Nix $version"
   ninja -C "$NCP_BUILD_DIR" >&2
 }
 
+nix_prefix=
+case "${1:-}" in
+  --nix-prefix) nix_prefix=${2:?--nix-prefix needs a directory} ;;
+  "") ;;
+  *) die "usage: scripts/setup.sh [--nix-prefix PREFIX]" ;;
+esac
+
 install_packages
-pcpath=$(nix_pkgconfig_path)
+if [ -n "$nix_prefix" ]; then
+  pcpath=$nix_prefix/lib/pkgconfig
+  [ -f "$pcpath/nix-expr.pc" ] || die "no $pcpath/nix-expr.pc"
+  NCP_BUILD_DIR=$NCP_SRC/build-nix-$(PKG_CONFIG_PATH=$pcpath pkg-config --modversion nix-expr)
+  NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
+else
+  pcpath=$(nix_pkgconfig_path)
+fi
 build "$pcpath"
 say "plugin: $NCP_PLUGIN"
-echo "export PKG_CONFIG_PATH='$pcpath'"
+echo "export PKG_CONFIG_PATH='$pcpath' NCP_PLUGIN='$NCP_PLUGIN'"
