@@ -42,7 +42,7 @@ fi
 work=$(mktemp -d /var/tmp/ncp-nix-2.26-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-say "building Nix 2.26.3 into $prefix (about 10 minutes on 2 cores; done once per machine)"
+say "building Nix 2.26.3 into $prefix (about 25 minutes on 2 cores; done once per machine)"
 apt-get source -q --download-only "nix=$NIX_SRC_VERSION" "libgit2=$LIBGIT2_SRC_VERSION" >&2
 dpkg-source -x nix_*.dsc nix >&2
 dpkg-source -x libgit2_*.dsc libgit2 >&2
