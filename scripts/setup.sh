@@ -112,9 +112,14 @@ build() {
   export PKG_CONFIG_PATH=$1
   local version
   version=$(pkg-config --modversion nix-expr)
-  if [ ! -f "$NCP_BUILD_DIR/build.ninja" ]; then
+  # meson keeps the pkg-config results of its first configure: start afresh
+  # when the Nix it was configured for changed (e.g. a new cached prefix).
+  local stamp=$NCP_BUILD_DIR/.ncp-pkg-config-path
+  if [ ! -f "$NCP_BUILD_DIR/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$1" ]; then
     say "configuring the build in $NCP_BUILD_DIR (Nix $version)"
+    rm -rf "$NCP_BUILD_DIR"
     meson setup "$NCP_BUILD_DIR" "$NCP_SRC" -Dbuildtype=release >&2
+    printf '%s' "$1" > "$stamp"
   fi
   say "building the plugin for Nix $version"
   ninja -C "$NCP_BUILD_DIR" >&2
