@@ -7,7 +7,7 @@ NCP_CACHE_DIR=${NCP_CACHE_DIR:-/var/cache/nix-container-plugin}
 NCP_BUILD_DIR=${NCP_BUILD_DIR:-$NCP_SRC/build}
 NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
 
-NCP_MIN_RUST=1.82.0
+NCP_MIN_RUST=1.85.0
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

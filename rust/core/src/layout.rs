@@ -18,6 +18,12 @@ pub const PROFILES_SUBDIR: &str = "profiles/per-container";
 pub const GCROOTS_SUBDIR: &str = "gcroots/per-container";
 /// The container's system profile is `<profiles>/NAME/system`.
 pub const PROFILE_NAME: &str = "system";
+/// Runtime records of the CLI (pid file, console log, the conf a container
+/// was started with): gone after a reboot, as the containers are.
+pub const DEFAULT_RUN_DIR: &str = "/run/nix-container";
+pub const STARTED_CONF: &str = "started.conf";
+pub const PID_FILE: &str = "nspawn.pid";
+pub const CONSOLE_LOG: &str = "console.log";
 /// The host's resolver configuration, copied in when COPY_RESOLV_CONF=1.
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -30,6 +36,7 @@ pub struct Settings {
     pub config_dir: String,
     pub profiles_dir: String,
     pub gcroots_dir: String,
+    pub run_dir: String,
     pub legacy_layout: bool,
 }
 
@@ -42,6 +49,7 @@ pub struct Roots {
     pub config_dir: PathBuf,
     pub profiles_dir: PathBuf,
     pub gcroots_dir: PathBuf,
+    pub run_dir: PathBuf,
 }
 
 fn absolute(
@@ -98,6 +106,7 @@ impl Roots {
             gcroots_dir: absolute("container-gcroots-dir", &s.gcroots_dir, || {
                 format!("{state}/{GCROOTS_SUBDIR}")
             })?,
+            run_dir: absolute("container-run-dir", &s.run_dir, || DEFAULT_RUN_DIR.into())?,
             store_dir,
             nix_state_dir,
         })
@@ -117,6 +126,7 @@ impl Roots {
             profile: profile_dir.join(PROFILE_NAME),
             profile_dir,
             gcroots_dir: self.gcroots_dir.join(name),
+            run_dir: self.run_dir.join(name),
             unit: format!("container@{name}.service"),
         }
     }
@@ -145,6 +155,9 @@ pub struct Layout {
     pub profile_dir: PathBuf,
     pub profile: PathBuf,
     pub gcroots_dir: PathBuf,
+    /// The CLI's runtime records; not part of what the plugin returns.
+    #[serde(skip)]
+    pub run_dir: PathBuf,
     pub unit: String,
 }
 

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod conf;
+pub mod decide;
 pub mod error;
 pub mod fsutil;
 pub mod generation;
@@ -15,6 +16,8 @@ pub mod layout;
 pub mod name;
 pub mod nspawn;
 pub mod plan;
+pub mod profile;
+pub mod profile_lock;
 pub mod rootfs;
 pub mod spec;
 pub mod store_path;

@@ -1,0 +1,213 @@
+//! nix-container: the runtime side of nix-container-plugin. Starts, stops,
+//! reloads, applies profile changes to, rolls back and destroys containers
+//! that builtins.containerProfile prepared. No Nix linkage: profiles are
+//! read and switched with Nix's own on-disk rules and lock.
+
+mod commands;
+mod container;
+mod error;
+mod files;
+mod network;
+mod procs;
+mod runner;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ncp_core::layout::{Roots, Settings};
+
+use container::Ctx;
+use error::{CliError, Result};
+use runner::{Runner, RunnerChoice};
+
+/// The roots, named as the plugin's settings are (and defaulting alike).
+#[derive(Args, Debug)]
+struct RootArgs {
+    /// Container roots (default /var/lib/nixos-containers).
+    #[arg(
+        long,
+        global = true,
+        env = "NCP_CONTAINER_STATE_DIR",
+        value_name = "DIR"
+    )]
+    container_state_dir: Option<String>,
+    /// Conf files (default /etc/nixos-containers).
+    #[arg(
+        long,
+        global = true,
+        env = "NCP_CONTAINER_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    container_config_dir: Option<String>,
+    /// Per-container profiles (default NIX_STATE_DIR/profiles/per-container).
+    #[arg(
+        long,
+        global = true,
+        env = "NCP_CONTAINER_PROFILES_DIR",
+        value_name = "DIR"
+    )]
+    container_profiles_dir: Option<String>,
+    /// Per-container GC roots (default NIX_STATE_DIR/gcroots/per-container).
+    #[arg(
+        long,
+        global = true,
+        env = "NCP_CONTAINER_GCROOTS_DIR",
+        value_name = "DIR"
+    )]
+    container_gcroots_dir: Option<String>,
+    /// Pid files, console logs and the conf each container started with
+    /// (default /run/nix-container).
+    #[arg(long, global = true, env = "NCP_CONTAINER_RUN_DIR", value_name = "DIR")]
+    container_run_dir: Option<String>,
+    /// The layout of NixOS before 22.05 (/var/lib/containers, /etc/containers).
+    #[arg(long, global = true)]
+    container_legacy_layout: bool,
+    /// Nix's store (as Nix: NIX_STORE_DIR, default /nix/store).
+    #[arg(long, global = true, env = "NIX_STORE_DIR", value_name = "DIR")]
+    store_dir: Option<String>,
+    /// Nix's state directory (as Nix: NIX_STATE_DIR, default /nix/var/nix).
+    #[arg(long, global = true, env = "NIX_STATE_DIR", value_name = "DIR")]
+    nix_state_dir: Option<String>,
+    /// Who runs systemd-nspawn: systemd (container@NAME.service), this tool, or auto.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    runner: RunnerChoice,
+    /// Seconds start and stop wait before giving up (stop then kills).
+    #[arg(long, global = true, default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "nix-container", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 done (status: running), 1 failed, 2 bad arguments, \
+3 unknown container, 4 container not running."
+)]
+struct Cli {
+    #[command(flatten)]
+    roots: RootArgs,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Every container under the roots, with state, generation and system.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a container (idempotent).
+    Start { name: String },
+    /// Halt a container: SIGRTMIN+3 to its init, wait, then kill (idempotent).
+    Stop { name: String },
+    /// Show a container; exits 4 when it is not running.
+    Status {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Activate the profile's system inside the running container, without a reboot.
+    Reload { name: String },
+    /// Do what the last profile or conf change needs: nothing, reload, restart, start or stop.
+    Apply {
+        /// Containers to apply to.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        names: Vec<String>,
+        /// Every container under the roots.
+        #[arg(long)]
+        all: bool,
+        /// Only say what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch the profile to the previous generation (or --to N), then apply.
+    Rollback {
+        name: String,
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+    },
+    /// The generations of a container's system profile.
+    Generations {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete generations as nix-env does: `old`, `+K`, `Nd` or numbers; never the current one.
+    DeleteGenerations {
+        name: String,
+        #[arg(required = true)]
+        spec: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop a container and remove its root, conf, profile and GC roots.
+    Destroy { name: String },
+    /// Run a command inside the running container: run NAME -- CMD...
+    Run {
+        name: String,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+}
+
+fn ctx(r: &RootArgs) -> Result<Ctx> {
+    let s = |o: &Option<String>| o.clone().unwrap_or_default();
+    let roots = Roots::resolve(&Settings {
+        store_dir: s(&r.store_dir),
+        nix_state_dir: s(&r.nix_state_dir),
+        state_dir: s(&r.container_state_dir),
+        config_dir: s(&r.container_config_dir),
+        profiles_dir: s(&r.container_profiles_dir),
+        gcroots_dir: s(&r.container_gcroots_dir),
+        run_dir: s(&r.container_run_dir),
+        legacy_layout: r.container_legacy_layout,
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(Ctx {
+        runner: Runner::detect(r.runner, &roots),
+        roots,
+        timeout: Duration::from_secs(r.timeout),
+    })
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let ctx = ctx(&cli.roots)?;
+    let c = |n: &str| ctx.container(n);
+    match &cli.command {
+        Cmd::List { json } => commands::list(&ctx, *json)?,
+        Cmd::Start { name } => commands::start(&c(name)?)?,
+        Cmd::Stop { name } => commands::stop(&c(name)?)?,
+        Cmd::Status { name, json } => commands::status(&c(name)?, *json)?,
+        Cmd::Reload { name } => commands::reload(&c(name)?)?,
+        Cmd::Apply {
+            names,
+            dry_run,
+            json,
+            ..
+        } => commands::apply(&ctx, names, *dry_run, *json)?,
+        Cmd::Rollback { name, to } => commands::rollback(&c(name)?, *to)?,
+        Cmd::Generations { name, json } => commands::generations(&c(name)?, *json)?,
+        Cmd::DeleteGenerations {
+            name,
+            spec,
+            dry_run,
+        } => commands::delete_generations(&c(name)?, spec, *dry_run)?,
+        Cmd::Destroy { name } => commands::destroy(&c(name)?)?,
+        Cmd::Run { name, command } => return commands::run(&c(name)?, command),
+    }
+    Ok(error::code::OK)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("nix-container: {e}");
+            e.exit_code()
+        }
+    }
+}
