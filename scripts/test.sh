@@ -26,6 +26,10 @@ if [ "$which" != 2.8 ]; then
   plugin_226=$NCP_PLUGIN
 fi
 
+# The runtime CLI the integration tests drive.
+cargo build --locked -p nix-container
+export NCP_CLI=$NCP_SRC/target/debug/nix-container
+
 if [ "$which" != 2.26 ]; then
   (
     export NCP_PLUGIN=$plugin_28 NCP_OTHER_PLUGIN=${plugin_226:-}

@@ -203,6 +203,118 @@ impl Env {
     }
 }
 
+/// The runtime CLI: `$NCP_CLI`, or the workspace's debug build.
+pub fn cli_bin() -> PathBuf {
+    let p = std::env::var_os("NCP_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/debug/nix-container"));
+    assert!(
+        p.exists(),
+        "{} is missing: cargo build -p nix-container (or set NCP_CLI)",
+        p.display()
+    );
+    p
+}
+
+impl Env {
+    pub fn run_dir(&self) -> PathBuf {
+        self.path("run")
+    }
+
+    /// `nix-container` pointed at this test's roots, running nspawn itself.
+    pub fn cli_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(cli_bin());
+        for (k, p) in [
+            ("--container-state-dir", self.state_dir()),
+            ("--container-config-dir", self.config_dir()),
+            ("--container-profiles-dir", self.profiles_dir()),
+            ("--container-gcroots-dir", self.gcroots_dir()),
+            ("--container-run-dir", self.run_dir()),
+        ] {
+            c.arg(k).arg(p);
+        }
+        c.args(["--runner", "direct", "--timeout", "20"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_cmd(args).output().expect("run nix-container")
+    }
+
+    /// Runs the CLI, expects success, returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "nix-container {args:?} failed ({:?}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI, expects exit code `code`, returns stderr.
+    pub fn cli_fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "nix-container {args:?}: expected exit {code}:\n{stderr}"
+        );
+        stderr
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "nix-container {args:?} printed no JSON ({e}):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// A mark the test system wrote inside container `name`.
+    pub fn mark(&self, name: &str, mark: &str) -> String {
+        std::fs::read_to_string(
+            self.state_dir()
+                .join(name)
+                .join("var/lib/ncp-test")
+                .join(mark),
+        )
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+    }
+
+    pub fn wait_for_mark(&self, name: &str, mark: &str, value: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.mark(name, mark) != value {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mark {mark} of {name} never became {value:?} (is {:?})",
+                self.mark(name, mark)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Stops every container of a test when it ends, failed or not.
+pub struct StopOnDrop<'a>(pub &'a Env, pub &'a [&'a str]);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        for n in self.1 {
+            let _ = self.0.cli(&["stop", n]);
+        }
+    }
+}
+
 /// `nix-env -p PROFILE --list-generations` as (number, current) pairs.
 pub fn nix_env_generations(profile: &Path) -> Vec<(u64, bool)> {
     let out = Command::new("nix-env")

@@ -84,6 +84,8 @@ fn settings(s: &ffi::Settings) -> layout::Settings {
         config_dir: s.config_dir.clone(),
         profiles_dir: s.profiles_dir.clone(),
         gcroots_dir: s.gcroots_dir.clone(),
+        // The run directory is the CLI's; the plugin never uses it.
+        run_dir: String::new(),
         legacy_layout: s.legacy_layout,
     }
 }

@@ -15,6 +15,20 @@ use crate::container::{Container, Ctx};
 use crate::error::{failed, CliError, Result};
 use crate::{files, network, procs};
 
+/// With --json, stdout carries only the JSON: progress goes to stderr.
+static JSON_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints what a command did (stdout, or stderr under --json).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if JSON_OUTPUT.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+
 fn print_json<T: Serialize>(v: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| failed(e.to_string()))?;
     println!("{s}");
@@ -97,7 +111,7 @@ pub fn status(c: &Container, json: bool) -> Result<()> {
 
 pub fn start(c: &Container) -> Result<()> {
     if let Some(l) = c.leader() {
-        println!("{}: already running (init {l})", c.name());
+        say!("{}: already running (init {l})", c.name());
         return Ok(());
     }
     let (text, conf) = c.conf()?.ok_or_else(|| {
@@ -150,7 +164,7 @@ pub fn start(c: &Container) -> Result<()> {
             if c.ctx.runner == crate::runner::Runner::Direct {
                 network::configure(c, &conf, leader)?;
             }
-            println!("{}: started (init {leader}, {system})", c.name());
+            say!("{}: started (init {leader}, {system})", c.name());
             Ok(())
         }
         Err(e) => {
@@ -170,7 +184,7 @@ fn log_since(path: &std::path::Path, offset: u64) -> String {
 pub fn stop(c: &Container) -> Result<()> {
     let Some(pid) = c.nspawn_pid() else {
         clear_run_records(c)?;
-        println!("{}: not running", c.name());
+        say!("{}: not running", c.name());
         return Ok(());
     };
     let mut how = "halted";
@@ -203,7 +217,7 @@ pub fn stop(c: &Container) -> Result<()> {
         }
     }
     clear_run_records(c)?;
-    println!("{}: {how}", c.name());
+    say!("{}: {how}", c.name());
     Ok(())
 }
 
@@ -274,7 +288,7 @@ pub fn reload(c: &Container) -> Result<()> {
             c.name()
         )));
     }
-    println!("{}: reloaded {system} (init {leader} kept)", c.name());
+    say!("{}: reloaded {system} (init {leader} kept)", c.name());
     Ok(())
 }
 
@@ -327,6 +341,7 @@ fn apply_one(c: &Container, dry_run: bool) -> Result<Decision> {
 
 /// The hook: does what each container's last change needs.
 pub fn apply(ctx: &Ctx, names: &[String], dry_run: bool, json: bool) -> Result<()> {
+    JSON_OUTPUT.store(json, std::sync::atomic::Ordering::Relaxed);
     let names: Vec<String> = if names.is_empty() {
         ctx.names()
     } else {
@@ -399,14 +414,14 @@ pub fn rollback(c: &Container, to: Option<u64>) -> Result<()> {
         profile::switch_to(&c.layout.profile, n)?;
         (cur, n)
     };
-    println!(
+    say!(
         "{}: switched from generation {} to {n}",
         c.name(),
         from.map(|f| f.to_string()).unwrap_or_else(|| "-".into())
     );
     if c.leader().is_some() {
         let d = apply_one(c, false)?;
-        println!("{}: {}", c.name(), said(&d));
+        say!("{}: {}", c.name(), said(&d));
     }
     Ok(())
 }
@@ -442,10 +457,10 @@ pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool) -> Resu
         .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
     for n in doomed {
         if dry_run {
-            println!("{}: would remove generation {n}", c.name());
+            say!("{}: would remove generation {n}", c.name());
         } else {
             profile::delete(&c.layout.profile, n)?;
-            println!("{}: removed generation {n}", c.name());
+            say!("{}: removed generation {n}", c.name());
         }
     }
     Ok(())
@@ -496,7 +511,7 @@ pub fn destroy(c: &Container) -> Result<()> {
         remove_tree(dir)?;
     }
     files::remove(&l.config_file)?;
-    println!("{}: destroyed", c.name());
+    say!("{}: destroyed", c.name());
     Ok(())
 }
 

@@ -1,0 +1,60 @@
+# The Nix side of nix-container-plugin: the routes from a NixOS
+# configuration (or a flake's nixosConfigurations) to a container, on top of
+# the builtins the plugin adds. Needs the plugin loaded (nix --plugin-files
+# …/nix-container-plugin.so, or plugin-files in nix.conf).
+#
+#   let containers = import ./nix-plugin { };   # uses <nixpkgs>
+#   in containers.fromConfig { name = "web"; config = { services.nginx.enable = true; }; }
+#
+# On a real host evalConfig is nixpkgs' nixos/lib/eval-config.nix; the tests
+# pass a fixture with the same interface (modules in,
+# config.system.build.toplevel out), as this machine has no nixpkgs.
+{ evalConfig ? import <nixpkgs/nixos/lib/eval-config.nix> }:
+let
+  builtin = name:
+    builtins.${name} or (throw
+      "builtins.${name} is missing: load nix-container-plugin (nix --plugin-files …/nix-container-plugin.so, or plugin-files = … in nix.conf)");
+
+  # The attributes that choose the system; everything else goes to the builtin.
+  routeAttrs = [ "config" "modules" "specialArgs" "hostSystem" "flake" "attr" ];
+  containerArgs = args: builtins.removeAttrs args routeAttrs;
+
+  # As NixOS's containers.<name>.config: a container system, named after the container.
+  systemOfConfig = { name, config ? { }, modules ? [ ], specialArgs ? { }, hostSystem ? builtins.currentSystem, ... }:
+    (evalConfig {
+      system = hostSystem;
+      inherit specialArgs;
+      modules = [
+        ({ lib, ... }: {
+          boot.isContainer = true;
+          networking.hostName = lib.mkDefault name;
+        })
+        config
+      ] ++ modules;
+    }).config.system.build.toplevel;
+
+  systemOfFlake = { name, flake, attr ? name, ... }:
+    let
+      configs = flake.nixosConfigurations or (throw "the flake has no nixosConfigurations output");
+      c = configs.${attr} or (throw
+        "the flake has no nixosConfigurations.${attr} (it has: ${builtins.concatStringsSep ", " (builtins.attrNames configs)})");
+    in
+    if c.config.boot.isContainer or false then c.config.system.build.toplevel
+    else throw "nixosConfigurations.${attr} does not set boot.isContainer = true, which a container's system needs";
+in
+rec {
+  /* The config route: evaluate `config` (a NixOS module; more in `modules`)
+     as a container and make it the container's current generation.
+     Other attributes are builtins.containerProfile's (privateNetwork,
+     bindMounts, autoStart, …). */
+  fromConfig = args: builtin "containerProfile" (containerArgs args // { system = systemOfConfig args; });
+
+  /* The flake route: `flake.nixosConfigurations.${attr}` (attr defaults to
+     the name), which must set boot.isContainer = true. */
+  fromFlake = args: builtin "containerProfile" (containerArgs args // { system = systemOfFlake args; });
+
+  /* Pure: what fromConfig would prepare, without writing anything. */
+  specOfConfig = args: builtin "containerSpec" (containerArgs args // { system = systemOfConfig args; });
+
+  inherit systemOfConfig systemOfFlake;
+}
