@@ -2,6 +2,7 @@
 //! system from temporary roots, and the CLI starts, inspects, reloads,
 //! restarts, rolls back, stops and destroys it.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ncp_integration_tests::*;
@@ -268,4 +269,30 @@ fn bad_arguments_and_unknown_containers_have_their_exit_codes() {
     env.cli_fails(2, &["rollback", "x", "--to", "minus"]);
     let out = env.cli_json(&["list", "--json"]);
     assert_eq!(out, serde_json::json!([]));
+}
+
+#[test]
+fn a_private_network_gets_its_addresses_on_both_sides() {
+    let env = Env::new();
+    let name = "clinet";
+    let _stop = StopOnDrop(&env, &[name]);
+    env.eval_json(&Env::profile_expr(
+        name,
+        "net-a",
+        "privateNetwork = true; hostAddress = \"10.231.77.1\"; localAddress = \"10.231.77.2\";",
+    ));
+    env.cli_ok(&["start", name]);
+    env.wait_for_mark(name, "state", "running");
+    let inside = env.cli_ok(&["run", name, "--", "ip", "-4", "addr", "show", "host0"]);
+    assert!(inside.contains("10.231.77.2"), "{inside}");
+    let host = Command::new("ip")
+        .args(["-4", "addr", "show", &format!("ve-{name}")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&host.stdout).contains("10.231.77.1"), "{host:?}");
+    // The two ends reach each other.
+    env.cli_ok(&["run", name, "--", "ping", "-c", "1", "-W", "5", "10.231.77.1"]);
+    env.cli_ok(&["stop", name]);
+    let gone = Command::new("ip").args(["link", "show", &format!("ve-{name}")]).output().unwrap();
+    assert!(!gone.status.success(), "ve-{name} is removed with the container");
 }
