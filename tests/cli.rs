@@ -289,10 +289,29 @@ fn a_private_network_gets_its_addresses_on_both_sides() {
         .args(["-4", "addr", "show", &format!("ve-{name}")])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&host.stdout).contains("10.231.77.1"), "{host:?}");
+    assert!(
+        String::from_utf8_lossy(&host.stdout).contains("10.231.77.1"),
+        "{host:?}"
+    );
     // The two ends reach each other.
-    env.cli_ok(&["run", name, "--", "ping", "-c", "1", "-W", "5", "10.231.77.1"]);
+    env.cli_ok(&[
+        "run",
+        name,
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        "10.231.77.1",
+    ]);
     env.cli_ok(&["stop", name]);
-    let gone = Command::new("ip").args(["link", "show", &format!("ve-{name}")]).output().unwrap();
-    assert!(!gone.status.success(), "ve-{name} is removed with the container");
+    let gone = Command::new("ip")
+        .args(["link", "show", &format!("ve-{name}")])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "ve-{name} is removed with the container"
+    );
 }

@@ -40,6 +40,9 @@ mod ffi {
         fn switch_to(self: &Plan) -> i64;
         fn rollback(self: &Plan) -> bool;
         fn check_system(self: &Plan, real_path: &str) -> Result<()>;
+        /// The current generation when the call would change nothing, or -1
+        /// (no lock, no write; see Plan::unchanged).
+        fn unchanged(self: &Plan, system: &str) -> i64;
         fn prepare_nix_dirs(self: &Plan) -> Result<()>;
         fn prepare_root_and_conf(self: &mut Plan) -> Result<bool>;
         /// The result attribute set as JSON (system "" = null).
@@ -112,6 +115,13 @@ impl Plan {
     }
     fn check_system(&self, real_path: &str) -> Result<(), String> {
         guard(|| self.0.check_system(real_path))
+    }
+    fn unchanged(&self, system: &str) -> i64 {
+        // A panic here just means "take the full path".
+        catch_unwind(AssertUnwindSafe(|| self.0.unchanged(system)))
+            .ok()
+            .flatten()
+            .map_or(-1, |n| n as i64)
     }
     fn prepare_nix_dirs(&self) -> Result<(), String> {
         guard(|| self.0.prepare_nix_dirs())

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::Dir;
 use crate::layout::{Layout, Roots, Settings};
 use crate::spec::{Spec, Target};
-use crate::{nspawn, rootfs};
+use crate::{generation, nspawn, rootfs};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -89,6 +89,44 @@ impl Plan {
         }
     }
 
+    /// The no-op check, without a lock and without writing: the newest
+    /// generation is current and points at `system`, the conf file holds
+    /// exactly what this call would write, and the root and GC-root
+    /// directories exist. Returns the current generation then. Whatever
+    /// does not hold sends the call down the full path; a concurrent change
+    /// can only make this answer "not unchanged". Skipped on purpose:
+    /// refreshing resolv.conf and re-applying the root's modes, which the
+    /// start script does at every start anyway.
+    pub fn unchanged(&self, system: &str) -> Option<u64> {
+        let l = &self.layout;
+        let current = std::fs::read_link(&l.profile).ok()?;
+        let n = generation::parse_link_name(crate::layout::PROFILE_NAME, current.to_str()?)?;
+        if current.components().count() != 1 {
+            return None;
+        }
+        if std::fs::read_link(l.profile_dir.join(&current)).ok()? != Path::new(system) {
+            return None;
+        }
+        // Nix adds a generation unless the newest one already points there.
+        let newest = std::fs::read_dir(&l.profile_dir)
+            .ok()?
+            .filter_map(|e| {
+                let e = e.ok()?;
+                generation::parse_link_name(crate::layout::PROFILE_NAME, e.file_name().to_str()?)
+            })
+            .max()?;
+        if newest != n {
+            return None;
+        }
+        if !file_is(&l.config_file, self.conf_text.as_bytes()) {
+            return None;
+        }
+        // The GC-root directory is not checked: the start script creates it.
+        std::fs::symlink_metadata(&l.root)
+            .is_ok_and(|m| m.file_type().is_dir())
+            .then_some(n)
+    }
+
     /// Creates the profile, GC-root and conf directories (before the profile lock).
     pub fn prepare_nix_dirs(&self) -> Result<()> {
         rootfs::prepare_nix_dirs(&self.roots, &self.layout)
@@ -150,9 +188,61 @@ impl Plan {
     }
 }
 
+/// Whether the file holds exactly `want`: open, one read of one byte more
+/// than `want`, close (std::fs::read would also stat and read to EOF).
+fn file_is(path: &Path, want: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; want.len() + 1];
+    // Local files return all that is asked for in one read; a short read
+    // just means "different", which takes the full path.
+    let Ok(got) = f.read(&mut buf) else {
+        return false;
+    };
+    &buf[..got] == want
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchanged_only_when_every_fact_holds() {
+        let t = tempfile::tempdir().unwrap();
+        let d = |x: &str| t.path().join(x).display().to_string();
+        let settings = Settings {
+            state_dir: d("state"),
+            config_dir: d("etc"),
+            profiles_dir: d("profiles"),
+            gcroots_dir: d("gcroots"),
+            ..Default::default()
+        };
+        let sys = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-s";
+        let mut p = Plan::new(&format!(r#"{{"name":"web","system":"{sys}"}}"#), &settings).unwrap();
+        assert_eq!(p.unchanged(sys), None);
+        p.prepare_nix_dirs().unwrap();
+        p.prepare_root_and_conf().unwrap();
+        let pd = &p.layout.profile_dir;
+        std::os::unix::fs::symlink(sys, pd.join("system-1-link")).unwrap();
+        std::os::unix::fs::symlink("system-1-link", &p.layout.profile).unwrap();
+        assert_eq!(p.unchanged(sys), Some(1));
+        assert_eq!(
+            p.unchanged("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-t"),
+            None
+        );
+        // A newer generation (after a rollback): Nix would add one.
+        std::os::unix::fs::symlink("/nix/store/x", pd.join("system-2-link")).unwrap();
+        assert_eq!(p.unchanged(sys), None);
+        std::fs::remove_file(pd.join("system-2-link")).unwrap();
+        std::fs::write(&p.layout.config_file, "PRIVATE_NETWORK=1\n").unwrap();
+        assert_eq!(p.unchanged(sys), None);
+        p.prepare_root_and_conf().unwrap();
+        assert_eq!(p.unchanged(sys), Some(1));
+        std::fs::remove_dir_all(&p.layout.root).unwrap();
+        assert_eq!(p.unchanged(sys), None);
+    }
 
     #[test]
     fn describe_has_every_attribute() {
