@@ -60,6 +60,12 @@ fn word_problem(word: &str, globs: bool) -> Option<String> {
     None
 }
 
+/// Whether a key's value is a list of words (written in double quotes): ours
+/// by name; a key we do not know (a newer NixOS's) when it is quoted.
+fn is_word_list(key: &str, quoted: bool) -> bool {
+    WORD_LISTS.contains(&key) || (!KEYS.contains(&key) && quoted)
+}
+
 /// Checks that `word` can be written as one conf word for attribute `attr`.
 pub fn check_word(attr: &str, word: &str, globs: bool) -> Result<()> {
     match word_problem(word, globs) {
@@ -130,7 +136,7 @@ impl Conf {
     pub fn render(&self) -> String {
         let mut out = String::from(HEADER);
         for (k, v) in &self.entries {
-            if WORD_LISTS.contains(&k.as_str()) {
+            if is_word_list(k, v.contains(' ')) {
                 out.push_str(&format!("{k}=\"{v}\"\n"));
             } else {
                 out.push_str(&format!("{k}={v}\n"));
@@ -168,6 +174,22 @@ impl Conf {
             if value.contains(|c: char| "\"\\".contains(c)) {
                 return Err(bad("escapes and embedded quotes are not supported"));
             }
+            // What we read must be what we could have written: the same
+            // word rules (so a read conf renders back identically).
+            let words = is_word_list(key, raw.starts_with('"'));
+            let problem = if words {
+                value
+                    .split(' ')
+                    .filter(|w| !w.is_empty())
+                    .find_map(|w| word_problem(w, true))
+            } else if value.is_empty() {
+                None
+            } else {
+                word_problem(value, false)
+            };
+            if let Some(p) = problem {
+                return Err(bad(&format!("the value of {key}: {p}")));
+            }
             conf.entries.retain(|(k, _)| k != key);
             conf.entries.push((key.to_owned(), value.to_owned()));
         }
@@ -178,6 +200,19 @@ impl Conf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_only_what_it_could_have_written() {
+        // Found by the conf_parse fuzz target: control characters and
+        // trailing blanks in a quoted value of an unknown key.
+        let text = "INTESFACES=\"eth1 eth2\t\t  \0       \"\n";
+        assert!(Conf::parse(text).unwrap_err().contains("control character"));
+        for bad in ["HOST_ADDRESS=a\tb", "INTERFACES=\"a *\"", "X=a$b"] {
+            assert!(Conf::parse(bad).is_err(), "{bad}");
+        }
+        let c = Conf::parse("FUTURE_KEY=\"a b\"\nOTHER=\"x\"\n").unwrap();
+        assert_eq!(Conf::parse(&c.render()).unwrap(), c);
+    }
 
     #[test]
     fn renders_in_nixos_order_with_nixos_quoting() {
