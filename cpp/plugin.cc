@@ -133,6 +133,9 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
         // nix-env does on a profile.
         PathLocks lock;
         lockProfile(lock, profile);
+        // A writer killed inside Nix's createGeneration leaves a temporary
+        // link that Nix would take for a generation.
+        bridge(state, pos, self, [&] { rs::remove_stale_temps(profile); });
 
         bool confChanged = bridge(state, pos, self, [&] { return plan->prepare_root_and_conf(); });
         auto before = resolvedTarget(profile);

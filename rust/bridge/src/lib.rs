@@ -55,6 +55,8 @@ mod ffi {
         /// The generation to switch to (rollback when `to` < 0), given the
         /// existing ones and the current one (-1: none).
         fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64>;
+        /// Removes links a killed writer left beside `profile` (under its lock).
+        fn remove_stale_temps(profile: &str) -> Result<usize>;
         /// Generation number of a profile link, or -1.
         fn generation_number(profile_name: &str, link_name: &str) -> i64;
     }
@@ -175,6 +177,10 @@ fn generations_profile(arg_json: &str, s: &ffi::Settings) -> Result<String, Stri
 fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64, String> {
     let opt = |n: i64| u64::try_from(n).ok();
     generation::switch_target(existing, opt(current), opt(to))
+}
+
+fn remove_stale_temps(profile: &str) -> Result<usize, String> {
+    guard(|| ncp_core::profile::remove_stale_temps(std::path::Path::new(profile)))
 }
 
 fn generation_number(profile_name: &str, link_name: &str) -> i64 {

@@ -399,7 +399,11 @@ fn lock(c: &Container) -> Result<ProfileLock> {
             c.layout.profile_dir.display()
         )));
     }
-    Ok(ProfileLock::acquire(&c.layout.profile)?)
+    let lock = ProfileLock::acquire(&c.layout.profile)?;
+    // Under the lock no live writer owns a temporary: what is there was
+    // left by one that was killed.
+    profile::remove_stale_temps(&c.layout.profile)?;
+    Ok(lock)
 }
 
 /// Switches the profile (to `to`, or the previous generation), then applies.

@@ -108,13 +108,19 @@ impl Plan {
             return None;
         }
         // Nix adds a generation unless the newest one already points there.
-        let newest = std::fs::read_dir(&l.profile_dir)
-            .ok()?
-            .filter_map(|e| {
-                let e = e.ok()?;
-                generation::parse_link_name(crate::layout::PROFILE_NAME, e.file_name().to_str()?)
-            })
-            .max()?;
+        // A temporary a killed writer left (a dot file, or Nix's
+        // `system-N-link.tmp-…`) sends the call to the full path, which
+        // removes it under the lock.
+        let mut newest = 0;
+        for e in std::fs::read_dir(&l.profile_dir).ok()? {
+            let file = e.ok()?.file_name();
+            let f = file.to_str()?;
+            if f.starts_with('.') || f.contains(".tmp-") {
+                return None;
+            }
+            newest = newest
+                .max(generation::parse_link_name(crate::layout::PROFILE_NAME, f).unwrap_or(0));
+        }
         if newest != n {
             return None;
         }
@@ -236,6 +242,13 @@ mod tests {
         std::os::unix::fs::symlink("/nix/store/x", pd.join("system-2-link")).unwrap();
         assert_eq!(p.unchanged(sys), None);
         std::fs::remove_file(pd.join("system-2-link")).unwrap();
+        std::os::unix::fs::symlink(sys, pd.join(".7_system")).unwrap();
+        assert_eq!(
+            p.unchanged(sys),
+            None,
+            "a stale temporary takes the full path"
+        );
+        std::fs::remove_file(pd.join(".7_system")).unwrap();
         std::fs::write(&p.layout.config_file, "PRIVATE_NETWORK=1\n").unwrap();
         assert_eq!(p.unchanged(sys), None);
         p.prepare_root_and_conf().unwrap();

@@ -103,6 +103,36 @@ pub fn delete(profile: &Path, n: u64) -> Result<()> {
     std::fs::remove_file(&link).map_err(|e| Error::io("remove", &link, e))
 }
 
+/// Removes what a writer killed mid-change leaves in the profile directory
+/// (the caller holds the profile lock, so no live writer owns them): Nix's
+/// `PROFILE-N-link.tmp-PID-RAND` (which Nix itself would then count as
+/// generation N, and even make current) and the `.N_PROFILE` temporary of a
+/// link swap. Returns how many were removed.
+pub fn remove_stale_temps(profile: &Path) -> Result<usize> {
+    let name = profile_name(profile)?;
+    let dir = profile.parent().unwrap_or(Path::new("/"));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("read profile directory", dir, e)),
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(f) = file.to_str() else { continue };
+        let nix_temp = parse_link_name(name, f).is_some() && f.contains("-link.tmp-");
+        let swap_temp = f
+            .strip_prefix('.')
+            .and_then(|r| r.strip_suffix(name)?.strip_suffix('_'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if (nix_temp || swap_temp) && e.file_type().is_ok_and(|t| t.is_symlink()) {
+            std::fs::remove_file(e.path()).map_err(|err| Error::io("remove", e.path(), err))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// What `delete-generations` was asked to delete, in nix-env's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteSpec {
@@ -223,6 +253,40 @@ mod tests {
             let v: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
             assert!(DeleteSpec::parse(&v).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn removes_only_stale_temporaries() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("system");
+        let link = |n: &str| std::os::unix::fs::symlink("/nix/store/x", t.path().join(n)).unwrap();
+        for n in [
+            "system-1-link",
+            "system-2-link.tmp-123-456",
+            ".77_system",
+            "other-1-link.tmp-1-2",
+            ".x_system",
+            "system",
+        ] {
+            link(n);
+        }
+        std::fs::write(t.path().join("system-3-link.tmp-1-2"), "").unwrap();
+        assert_eq!(remove_stale_temps(&p).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".x_system",
+                "other-1-link.tmp-1-2",
+                "system",
+                "system-1-link",
+                "system-3-link.tmp-1-2"
+            ]
+        );
     }
 
     #[test]
