@@ -6,6 +6,9 @@
 #include "settings.hh"
 #include "value-json.hh"
 
+#include <climits>
+#include <unistd.h>
+
 using namespace nix;
 
 namespace ncp {
@@ -57,10 +60,22 @@ void returnJson(EvalState & state, const std::string & json, const std::string &
     }
 }
 
-// Where `link` (a profile or generation link) leads in the store, or "".
+// Where `link` (a profile or generation link) leads in the store, or "":
+// a profile points at a generation link beside it, which points into the
+// store. Three readlinks at most; canonPath would stat every component.
 std::string resolvedTarget(const Path & link)
 {
-    return pathExists(link) ? canonPath(link, true) : "";
+    Path p = link;
+    for (int hops = 0; hops < 3; ++hops) {
+        char buf[PATH_MAX];
+        auto n = ::readlink(p.c_str(), buf, sizeof buf);
+        if (n < 0)
+            // Not a link (EINVAL): the chain ends at p. Missing: nothing there.
+            return errno == EINVAL && hops > 0 ? p : "";
+        std::string target(buf, n);
+        p = !target.empty() && target[0] == '/' ? target : dirOf(p) + "/" + target;
+    }
+    return canonPath(p, true); // a longer chain than Nix makes
 }
 
 GenerationNumber currentGeneration(const Path & profile)

@@ -9,7 +9,9 @@ for a new generation and for a no-op (evaluation baseline subtracted), the
 marginal cost (slope between N values) and the peak RSS of the evaluation with
 and without the plugin's calls. Run through scripts/bench.sh, which builds
 the plugin first. Environment: NCP_PLUGIN (the plugin), NCP_BENCH_REPEAT
-(runs of each of our measurements, best taken; default 3).
+(runs of each of our measurements, best taken; default 3), NCP_BENCH_DIR
+(where the temporary roots live; default /var/tmp, e.g. /dev/shm to take
+the disk out of the numbers).
 """
 import os
 import shutil
@@ -79,7 +81,7 @@ done
 
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [1, 10, 100, 1000]
-    tmp = tempfile.mkdtemp(prefix="ncp-bench-", dir="/var/tmp")
+    tmp = tempfile.mkdtemp(prefix="ncp-bench-", dir=os.environ.get("NCP_BENCH_DIR", "/var/tmp"))
     os.chmod(tmp, 0o755)
     try:
         out = subprocess.run(["nix-build", "--no-out-link", "-E",
@@ -87,7 +89,7 @@ def main():
                              env=ENV, check=True, capture_output=True, text=True)
         system = out.stdout.strip()
         print(f"nix: {subprocess.run(['nix', '--version'], capture_output=True, text=True).stdout.strip()}; "
-              f"system {system}; best of {REPEAT} for ours, one run of the peer")
+              f"system {system}; roots under {tmp}; best of {REPEAT} for ours, one run of the peer")
         rows = []
         for n in ns:
             best = lambda f: min((f() for _ in range(REPEAT)), key=lambda r: r[0])

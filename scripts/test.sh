@@ -3,6 +3,8 @@
 #   scripts/test.sh          Nix 2.8.0 (Debian's nix-bin) and Nix 2.26.3
 #   scripts/test.sh 2.8      only Nix 2.8.0
 #   scripts/test.sh 2.26     only Nix 2.26.3
+# then every fuzz target for NCP_FUZZ_SECONDS (default 15) from the committed
+# seeds (fuzz/run.sh; NCP_FUZZ_SECONDS=0 skips it).
 # Sets up and builds first (scripts/setup.sh; for 2.26, scripts/nix-2.26.sh
 # builds Nix once per machine into a cache). The Rust unit tests run once; the
 # integration tests (real nix, nix-env, nix-store --gc, systemd-nspawn with
@@ -55,4 +57,9 @@ if [ "$which" != 2.8 ]; then
     say "Nix $(nix --version | awk '{print $3}') (store $NIX_STORE_DIR): integration tests"
     cargo test --locked -p ncp-integration-tests
   )
+fi
+
+if [ "${NCP_FUZZ_SECONDS:-15}" != 0 ]; then
+  say "fuzzing each target for ${NCP_FUZZ_SECONDS:-15}s"
+  fuzz/run.sh "${NCP_FUZZ_SECONDS:-15}"
 fi

@@ -318,7 +318,10 @@ fn concurrent_cli_rollbacks_deletions_and_evaluations_keep_the_profile_whole() {
         "cliconc-c".into(),
         "cliconc-d".into(),
     ]);
-    // Generations 1..=40: the odd ones are rolled back to, the even ones deleted.
+    // Generations 1..=40: the odd ones are rolled back to, the even ones up
+    // to 32 deleted. Not 40: while it is the newest, an evaluation compares
+    // with it, and deleting it first would (by Nix's rule) let a call reuse
+    // generation 39 or renumber from 40.
     make_generations(&env, name, &systems[..2], 40);
     env.cli_ok(&["rollback", name, "--to", "1"]);
     let mut children: Vec<Child> = Vec::new();
@@ -345,9 +348,9 @@ fn concurrent_cli_rollbacks_deletions_and_evaluations_keep_the_profile_whole() {
         children.push(sh(&script.join(" && ")));
     }
     for w in 0..4u64 {
-        let cmds: Vec<String> = (0..5u64)
+        let cmds: Vec<String> = (0..4u64)
             .map(|i| {
-                let n = 2 + 2 * (w * 5 + i); // 2, 4, …, 40
+                let n = 2 + 2 * (w * 4 + i); // 2, 4, …, 32
                 shell_line(&env.cli_cmd(&["delete-generations", name, &n.to_string()]))
             })
             .collect();
@@ -380,11 +383,10 @@ fn concurrent_cli_rollbacks_deletions_and_evaluations_keep_the_profile_whole() {
         );
     }
     let (current, all) = current_and_all(&env, name);
-    let odd: Vec<u64> = (1..=39).step_by(2).collect();
-    let expected: Vec<u64> = odd.iter().copied().chain(41..=60).collect();
+    let expected: Vec<u64> = (1..=60).filter(|n| n % 2 == 1 || *n > 32).collect();
     assert_eq!(
         all, expected,
-        "every even generation deleted, the rest kept, new ones contiguous"
+        "the even generations up to 32 deleted, the rest kept, new ones contiguous"
     );
     assert!(expected.contains(&current));
     assert_profile_whole(&env, name, &systems, "after the race");

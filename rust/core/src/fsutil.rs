@@ -26,6 +26,21 @@ pub enum Chmod {
     IfCreated,
 }
 
+/// The process's umask, read once (umask(2) can only be read by setting it).
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+            })
+            // Unknown: assume every bit may be masked, so always chmod.
+            .unwrap_or(0o777)
+    })
+}
+
 fn dir_flags() -> OFlag {
     OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC
 }
@@ -93,7 +108,9 @@ impl Dir {
             Err(e) => return Err(Error::io("create directory", self.child_path(name), e)),
         };
         let dir = self.open_dir(name)?;
-        if created || chmod == Chmod::Always {
+        // A directory just made has `mode` unless the umask took bits away.
+        let exact = created && umask() & mode.bits() == 0;
+        if !exact && (created || chmod == Chmod::Always) {
             fchmod(dir.fd.as_fd(), mode).map_err(|e| Error::io("chmod", &dir.path, e))?;
         }
         Ok(dir)

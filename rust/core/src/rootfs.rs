@@ -24,18 +24,28 @@ pub fn prepare(roots: &Roots, layout: &Layout, copy_resolv_conf: bool) -> Result
     // os-release: not if it exists or is a symlink, even a dangling one (NixOS
     // makes it a link into /etc/static). machine-id: not if it exists; a
     // symlink counts as existing here, as following it would leave the root.
+    // touch creates with O_EXCL|O_NOFOLLOW, which leaves anything of that
+    // name alone, a dangling symlink included.
     for f in ["os-release", "machine-id"] {
-        if !etc.has(f)? {
-            etc.touch(f, 0o644)?;
-        }
+        etc.touch(f, 0o644)?;
     }
     if copy_resolv_conf {
         // cp --remove-destination: replace whatever is there, link or not.
-        if let Ok(bytes) = std::fs::read(HOST_RESOLV_CONF) {
-            etc.replace_file("resolv.conf", &bytes, 0o644)?;
+        if let Some(bytes) = host_resolv_conf() {
+            etc.replace_file("resolv.conf", bytes, 0o644)?;
         }
     }
     Ok(())
+}
+
+/// The host's resolv.conf, read once per process: an evaluation preparing
+/// many containers copies the same file (the start script copies it afresh
+/// at every start).
+fn host_resolv_conf() -> Option<&'static [u8]> {
+    static CACHE: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| std::fs::read(HOST_RESOLV_CONF).ok())
+        .as_deref()
 }
 
 /// The per-container profile and GC-root directories and the conf directory.
