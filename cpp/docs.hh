@@ -21,7 +21,10 @@ inline const char * containerProfile = R"(
   ```
 
   *system* is built if needed (with Nix's usual progress). When the profile's
-  newest generation already points at it, no generation is added. Instead of
+  newest generation already points at it, no generation is added; when
+  nothing at all would change, the call only reads. A running container is
+  not touched: `nix-container apply NAME` reloads it (system changed) or
+  restarts it (conf changed). Instead of
   *system*, `generation = N` switches to an existing generation and
   `rollback = true` to the one before the current (as `nix-env
   --switch-generation` / `--rollback`); these change only the profile, keep

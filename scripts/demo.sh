@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up, build, evaluate examples/demo.nix with the plugin
-# (builtins.containerProfile), boot the container with systemd-nspawn using
-# the argv the plugin rendered, show that it came up, and stop it.
+# (builtins.containerProfile), then start the container with the runtime CLI
+# (nix-container: systemd-nspawn with the argv the plugin rendered), show
+# from inside that it came up, and stop it.
 #
 # The plugin's roots default to the NixOS layout (/var/lib/nixos-containers,
 # /etc/nixos-containers, /nix/var/nix/{profiles,gcroots}/per-container). This
@@ -29,32 +30,39 @@ sed 's/^/    /' "$(jq -r .configFile "$R/result.json")"
 say "nix-env -p PROFILE --list-generations"
 nix-env -p "$(jq -r .profile "$R/result.json")" --list-generations
 
-mapfile -t argv < <(jq -r '.nspawnArgs[]' "$R/result.json")
-root=$(jq -r .root "$R/result.json")
+# The runtime side: nix-container, pointed at the same roots, runs
+# systemd-nspawn itself here (no systemd as PID 1) with the argv the plugin
+# rendered and the run directory under the demo root.
+say "building the runtime CLI"
+cargo build --locked --release -q -p nix-container --manifest-path "$NCP_SRC/Cargo.toml"
+nc=("$NCP_SRC/target/release/nix-container"
+  --container-state-dir "$R/var/lib/nixos-containers"
+  --container-config-dir "$R/etc/nixos-containers"
+  --container-profiles-dir "$R/nix/var/nix/profiles/per-container"
+  --container-gcroots-dir "$R/nix/var/nix/gcroots/per-container"
+  --container-run-dir "$R/run")
 system=$(jq -r .system "$R/result.json")
-marks=$root/var/lib/ncp-test
+marks=$(jq -r .root "$R/result.json")/var/lib/ncp-test
 rm -rf "$marks"
-# NixOS binds the daemon socket directory into every container; a host
-# without nix-daemon may not have it yet.
-mkdir -p /nix/var/nix/daemon-socket
-# --register=no: no machined to register with when systemd is not PID 1 (and
-# this shell is not container@demo.service).
-say "booting: SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 ${argv[0]} --register=no ${argv[*]:1}"
-SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 "${argv[0]}" --register=no "${argv[@]:1}" > "$R/nspawn.log" 2>&1 &
-pid=$!
+"${nc[@]}" stop demo >/dev/null  # a leftover from an interrupted run
+say "nix-container start demo"
+"${nc[@]}" start demo
 for _ in $(seq 300); do
   [ "$(cat "$marks/state" 2>/dev/null)" = running ] && break
-  kill -0 $pid 2>/dev/null || { cat "$R/nspawn.log"; die "systemd-nspawn exited early"; }
   sleep 0.1
 done
-[ "$(cat "$marks/state" 2>/dev/null)" = running ] || { kill $pid; cat "$R/nspawn.log"; die "the container did not come up"; }
+say "nix-container status demo"
+"${nc[@]}" status demo
+say "nix-container run demo -- … (inside the container)"
+"${nc[@]}" run demo -- sh -c 'echo "  hostname: $(hostname)"; echo "  PID 1: $(cat /proc/1/cmdline | tr "\0" " ")"
+  echo "  /run/current-system -> $(readlink /run/current-system)"; echo "  /srv/demo (read-only bind mount): $(ls /srv/demo | head -3 | tr "\n" " ")"'
 inner_pid=$(cat "$marks/pid"); store=$(cat "$marks/store"); inner_system=$(cat "$marks/system")
-say "container demo is up:"
+say "what the container's init saw:"
 echo "  its init ran as PID $inner_pid inside"
 echo "  /nix/store inside is: $store"
 echo "  /nix/var/nix/profiles/system inside -> $inner_system"
 [ "$inner_pid" = 1 ] && [ "$store" = ro ] && [ "$inner_system" = "$system" ] || die "the container is not as expected"
-say "stopping it (SIGTERM to systemd-nspawn, SIGRTMIN+3 to the container's init)"
-kill -TERM $pid
-wait $pid && echo "  stopped cleanly: $(cat "$marks/state")"
+say "nix-container stop demo (SIGRTMIN+3 to the container's init)"
+"${nc[@]}" stop demo
+echo "  its init recorded: $(cat "$marks/state")"
 say "demo done; everything it wrote is under $R"
