@@ -221,6 +221,22 @@ struct PrimOpInfo
     void (*fun)(nix::EvalState &, PosArg, nix::Value **, nix::Value &);
 };
 
+// A primop that is not a builtin (no slot in the base environment), for
+// lazy attributes: made once per process, outside the GC heap (it points
+// at nothing the collector owns).
+inline nix::Value * unregisteredPrimOp(nix::EvalState & state, PrimOpInfo info)
+{
+#if NCP_NIX_API >= 226
+    (void) state;
+    auto op = new nix::PrimOp{.name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .fun = info.fun};
+#else
+    auto op = new nix::PrimOp{.fun = info.fun, .arity = info.args.size(), .name = state.symbols.create(info.name), .args = info.args, .doc = info.doc};
+#endif
+    auto v = new nix::Value;
+    v->mkPrimOp(op);
+    return v;
+}
+
 // Static registration, which every version collects when the plugin loads;
 // newer Nix calls the loader's nix_plugin_entry() first (cpp/loader.cc).
 struct RegisterPrimOp

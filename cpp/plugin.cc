@@ -47,9 +47,31 @@ void requireWritableStore(EvalState & state, compat::PosArg pos, const char * bu
               "nix-instantiate without --eval");
 }
 
+// `nspawnArgs` of a result, computed when it is used: the argv is the
+// bulk of a result (about 35 strings), and evaluations that prepare many
+// containers rarely look at it. Its argument is the result itself.
+NCP_PRIMOP_SIGNATURE(prim_nspawnArgs)
+{
+    compat::forceAttrs(state, *args[0], pos, "while computing nspawnArgs");
+    auto str = [&](const char * name) {
+        auto a = compat::findAttr(state, *args[0], name);
+        if (!a) compat::throwEvalError(state, pos, std::string("nspawnArgs: the container description has no '") + name + "'");
+        compat::forceValue(state, *a, pos);
+        return std::string(compat::stringOf(*a));
+    };
+    auto json = bridge(state, pos, "containerProfile", [&] { return rs::nspawn_args(str("name"), str("conf"), rustSettings(state)); });
+    parseJSON(state, std::string(json), v);
+}
+
+Value * nspawnArgsPrimOp(EvalState & state)
+{
+    static Value * op = compat::unregisteredPrimOp(state, {.name = "nspawnArgs", .args = {"container"}, .doc = nullptr, .fun = prim_nspawnArgs});
+    return op;
+}
+
 // The value `result` (JSON from the core) as a Nix value, with `system`
 // carrying the argument's string context so that it still depends on the
-// derivation it came from.
+// derivation it came from, and a lazy `nspawnArgs`.
 void returnJson(EvalState & state, const std::string & json, const std::string & system, const compat::Context & context, Value & v)
 {
     parseJSON(state, json, v);
@@ -58,6 +80,13 @@ void returnJson(EvalState & state, const std::string & json, const std::string &
         compat::mkStringWithContext(*s, system, context);
         compat::replaceAttr(state, v, "system", s);
     }
+    // A copy of the attribute set for the thunk (v itself may be a slot the
+    // caller reuses).
+    auto self = state.allocValue();
+    *self = v;
+    auto args = state.allocValue();
+    args->mkApp(nspawnArgsPrimOp(state), self);
+    compat::replaceAttr(state, v, "nspawnArgs", args);
 }
 
 // Where `link` (a profile or generation link) leads in the store, or "":

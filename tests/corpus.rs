@@ -37,9 +37,18 @@ fn every_malformed_call_is_refused_naming_the_attribute() {
             && !err.contains("panicked")
             && !err.contains("internal error");
         if !ok {
-            failures.push(format!("{expr}\n  expected exit 1 and {needle:?}, got {:?}:\n{err}", out.status.code()));
+            failures.push(format!(
+                "{expr}\n  expected exit 1 and {needle:?}, got {:?}:\n{err}",
+                out.status.code()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} calls misbehaved:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls misbehaved:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     assert!(env.tree().is_empty(), "the corpus wrote {:?}", env.tree());
 }

@@ -55,6 +55,8 @@ mod ffi {
         /// The generation to switch to (rollback when `to` < 0), given the
         /// existing ones and the current one (-1: none).
         fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64>;
+        /// The argv (a JSON list) of container `name` with conf text `conf`.
+        fn nspawn_args(name: &str, conf: &str, settings: &Settings) -> Result<String>;
         /// Removes links a killed writer left beside `profile` (under its lock).
         fn remove_stale_temps(profile: &str) -> Result<usize>;
         /// Generation number of a profile link, or -1.
@@ -177,6 +179,10 @@ fn generations_profile(arg_json: &str, s: &ffi::Settings) -> Result<String, Stri
 fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64, String> {
     let opt = |n: i64| u64::try_from(n).ok();
     generation::switch_target(existing, opt(current), opt(to))
+}
+
+fn nspawn_args(name: &str, conf: &str, s: &ffi::Settings) -> Result<String, String> {
+    guard(|| plan::nspawn_args_json(name, conf, &settings(s)))
 }
 
 fn remove_stale_temps(profile: &str) -> Result<usize, String> {

@@ -43,7 +43,6 @@ struct Description<'a> {
     system: Option<&'a str>,
     gcroots_dir: &'a Path,
     conf: &'a str,
-    nspawn_args: &'a [String],
     nspawn_env: std::collections::BTreeMap<&'static str, &'static str>,
     #[serde(flatten)]
     outcome: Option<Outcome>,
@@ -178,14 +177,14 @@ impl Plan {
         }
     }
 
-    /// The result attribute set as JSON.
+    /// The result attribute set as JSON. `nspawnArgs` is not in it: the
+    /// plugin adds it as a lazy attribute (see [`nspawn_args_json`]).
     pub fn describe(&self, system: Option<&str>, outcome: Option<Outcome>) -> String {
         let d = Description {
             layout: &self.layout,
             system,
             gcroots_dir: &self.layout.gcroots_dir,
             conf: &self.conf_text,
-            nspawn_args: &self.argv,
             nspawn_env: nspawn::ENV.iter().copied().collect(),
             outcome,
         };
@@ -208,6 +207,20 @@ fn file_is(path: &Path, want: &[u8]) -> bool {
         return false;
     };
     &buf[..got] == want
+}
+
+/// The systemd-nspawn argv of container `name` with conf text `conf`, as a
+/// JSON list: what a result's lazy `nspawnArgs` evaluates to.
+pub fn nspawn_args_json(name: &str, conf: &str, settings: &Settings) -> Result<String> {
+    crate::name::validate(name)?;
+    let roots = Roots::resolve(settings)?;
+    let layout = roots.container(name);
+    let conf = Conf::parse(conf).map_err(|msg| Error::Conf {
+        path: layout.config_file.clone(),
+        msg,
+    })?;
+    let argv = nspawn::argv(&conf, &roots, &layout);
+    serde_json::to_string(&argv).map_err(|e| Error::Args(e.to_string()))
 }
 
 #[cfg(test)]
@@ -275,7 +288,6 @@ mod tests {
             "gcrootsDir",
             "unit",
             "conf",
-            "nspawnArgs",
             "nspawnEnv",
         ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
