@@ -145,12 +145,15 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
 
         auto system = std::string(plan->system());
         // Nothing to do (the common case when a host re-evaluates its
-        // containers): answer from a few reads, without the lock, the
-        // store database or a write. The generation link keeps the system
-        // alive, so it is valid and was realised.
+        // containers): answer from a few reads, without the lock or a
+        // write. The generation link keeps the system alive; anything else
+        // the arguments refer to (a derivation, a bind mount's source from
+        // the store) is still realised, which for built paths is a lookup
+        // in the store database.
         if (!system.empty()) {
             auto current = plan->unchanged(system);
             if (current >= 0) {
+                if (!context.empty()) compat::realiseContext(state, context);
                 rs::Outcome outcome{.generation = (uint64_t) current, .changed = false, .system_changed = false, .conf_changed = false};
                 auto result = bridge(state, pos, self, [&] { return plan->describe(system, outcome); });
                 returnJson(state, std::string(result), system, context, v);
