@@ -110,8 +110,10 @@ pub fn status(c: &Container, json: bool) -> Result<()> {
 }
 
 pub fn start(c: &Container) -> Result<()> {
-    if let Some(l) = c.leader() {
-        say!("{}: already running (init {l})", c.name());
+    // Its nspawn, even before the init runs: a second one would fight
+    // over the root.
+    if let Some(p) = c.nspawn_pid() {
+        say!("{}: already running (systemd-nspawn {p})", c.name());
         return Ok(());
     }
     let (text, conf) = c.conf()?.ok_or_else(|| {
