@@ -57,6 +57,7 @@
 #  include "util.hh"
 #endif
 
+#include <algorithm>
 #include <vector>
 
 namespace ncp::compat {
@@ -174,15 +175,16 @@ inline void mkStringWithContext(nix::Value & v, const std::string & s, const Con
 
 inline void mkInt(nix::Value & v, int64_t n) { v.mkInt(n); }
 
-// `attrs` with attribute `name` replaced by `value`.
-inline void replaceAttr(nix::EvalState & state, nix::Value & attrs, std::string_view name, nix::Value * value)
+// `attrs` with the attributes `values` added or replaced (one new set).
+inline void setAttrs(nix::EvalState & state, nix::Value & attrs, const std::vector<std::pair<std::string_view, nix::Value *>> & values)
 {
-    auto sym = state.symbols.create(name);
+    std::vector<nix::Symbol> syms;
+    for (auto & [name, _] : values) syms.push_back(state.symbols.create(name));
     auto & old = attrsOf(attrs);
-    auto bindings = state.buildBindings(old.size() + 1);
+    auto bindings = state.buildBindings(old.size() + values.size());
     for (auto & a : old)
-        if (a.name != sym) bindings.insert(a);
-    bindings.insert(sym, value);
+        if (std::find(syms.begin(), syms.end(), a.name) == syms.end()) bindings.insert(a);
+    for (size_t i = 0; i < values.size(); ++i) bindings.insert(syms[i], values[i].second);
     attrs.mkAttrs(bindings);
 }
 

@@ -75,18 +75,18 @@ Value * nspawnArgsPrimOp(EvalState & state)
 void returnJson(EvalState & state, const std::string & json, const std::string & system, const compat::Context & context, Value & v)
 {
     parseJSON(state, json, v);
-    if (!system.empty()) {
-        auto s = state.allocValue();
-        compat::mkStringWithContext(*s, system, context);
-        compat::replaceAttr(state, v, "system", s);
-    }
-    // A copy of the attribute set for the thunk (v itself may be a slot the
-    // caller reuses).
+    // The thunk's argument: the set as parsed (it needs only name and conf).
     auto self = state.allocValue();
     *self = v;
     auto args = state.allocValue();
     args->mkApp(nspawnArgsPrimOp(state), self);
-    compat::replaceAttr(state, v, "nspawnArgs", args);
+    std::vector<std::pair<std::string_view, Value *>> extra{{"nspawnArgs", args}};
+    if (!system.empty()) {
+        auto s = state.allocValue();
+        compat::mkStringWithContext(*s, system, context);
+        extra.push_back({"system", s});
+    }
+    compat::setAttrs(state, v, extra);
 }
 
 // Where `link` (a profile or generation link) leads in the store, or "":

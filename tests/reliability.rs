@@ -44,28 +44,6 @@ fn kill_after(mut child: Child, delay: Duration) -> bool {
     !finished
 }
 
-/// Builds the test systems `labels` in one nix-build (in parallel).
-fn build_systems(labels: &[String]) -> Vec<String> {
-    let list: Vec<String> = labels.iter().map(|l| system_expr(l)).collect();
-    let out = Command::new("nix-build")
-        .env("NIX_CONFIG", NIX_CONFIG)
-        .args(["--no-out-link", "-j", "4", "-E"])
-        .arg(format!("[ {} ]", list.join(" ")))
-        .output()
-        .expect("nix-build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let paths: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
-    assert_eq!(paths.len(), labels.len());
-    paths
-}
-
 /// The profile of `name` is whole: it points at a generation link that
 /// exists, every generation resolves to one of `systems`, and nix-env reads it.
 fn assert_profile_whole(env: &Env, name: &str, systems: &[String], context: &str) {

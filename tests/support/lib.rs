@@ -55,9 +55,17 @@ pub fn system_expr(label: &str) -> String {
 
 /// Builds the test system `label` and returns its store path.
 pub fn build_system(label: &str) -> String {
+    build_systems(&[label.to_owned()]).remove(0)
+}
+
+/// Builds the test systems `labels` in one nix-build (in parallel) and
+/// returns their store paths in the same order.
+pub fn build_systems(labels: &[String]) -> Vec<String> {
+    let list: Vec<String> = labels.iter().map(|l| system_expr(l)).collect();
     let out = Command::new("nix-build")
         .env("NIX_CONFIG", NIX_CONFIG)
-        .args(["--no-out-link", "-E", &system_expr(label)])
+        .args(["--no-out-link", "-j", "4", "-E"])
+        .arg(format!("[ {} ]", list.join(" ")))
         .output()
         .expect("run nix-build");
     assert!(
@@ -65,10 +73,12 @@ pub fn build_system(label: &str) -> String {
         "nix-build failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    let paths: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(paths.len(), labels.len());
+    paths
 }
 
 /// One test's container roots, below a temporary directory.

@@ -189,35 +189,12 @@ pub fn stop(c: &Container) -> Result<()> {
         say!("{}: not running", c.name());
         return Ok(());
     };
-    let mut how = "halted";
-    if !c.ctx.runner.stop_unit(c)? {
-        // Asked again every 250 ms: an init that has not yet installed its
-        // handler ignores the signal (it is PID 1 of its namespace).
-        let mut next = std::time::Instant::now();
-        let halted = procs::wait_until(c.ctx.timeout, || {
-            if std::time::Instant::now() >= next {
-                next += Duration::from_millis(250);
-                let _ = match procs::leader(pid) {
-                    Some(l) => procs::signal(l, procs::sigrtmin_plus_3()),
-                    None => procs::signal(pid, libc::SIGTERM),
-                };
-            }
-            !procs::alive(pid)
-        });
-        if !halted {
-            how = "killed (it did not halt in time)";
-            if let Some(l) = procs::leader(pid) {
-                let _ = procs::signal(l, libc::SIGKILL);
-            }
-            let _ = procs::signal(pid, libc::SIGKILL);
-            if !procs::wait_until(Duration::from_secs(10), || !procs::alive(pid)) {
-                return Err(failed(format!(
-                    "container '{}': systemd-nspawn {pid} survived SIGKILL",
-                    c.name()
-                )));
-            }
-        }
-    }
+    let killed = c.ctx.runner.stop(c, pid)?;
+    let how = if killed {
+        "killed (it did not halt in time)"
+    } else {
+        "halted"
+    };
     clear_run_records(c)?;
     say!("{}: {how}", c.name());
     Ok(())

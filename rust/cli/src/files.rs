@@ -1,29 +1,18 @@
-//! The CLI's own small files (run directory records): written whole, via a
-//! temporary file and rename, so a crash leaves the old or the new one.
+//! The CLI's own small files (run directory records): written whole through
+//! the core's temporary-file-and-rename, so a crash leaves the old or the new one.
 
 use std::path::Path;
 
 use crate::error::{failed, Result};
 
-pub fn ensure_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| failed(format!("cannot create '{}': {e}", dir.display())))
-}
-
+/// Writes the run-directory record `path` with the core's atomic replace
+/// (temporary file beside it, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    ensure_dir(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| failed(format!("cannot write '{}': {e}", path.display())))
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(failed(format!("'{}' is not a file path", path.display())));
+    };
+    ncp_core::fsutil::Dir::open_root(dir, 0o700)?.replace_file(name, bytes, 0o644)?;
+    Ok(())
 }
 
 /// Removes a file; a missing one is fine.

@@ -7,6 +7,7 @@ use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ncp_core::conf::Conf;
 use ncp_core::layout::{
@@ -40,6 +41,18 @@ fn systemctl(args: &[&str]) -> Result<std::process::Output> {
             what: "systemctl".into(),
             source,
         })
+}
+
+/// `systemctl VERB UNIT`, failing with its message.
+fn systemctl_ok(verb: &str, unit: &str) -> Result<()> {
+    let o = systemctl(&[verb, unit])?;
+    if !o.status.success() {
+        return Err(failed(format!(
+            "systemctl {verb} {unit} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 impl Runner {
@@ -95,36 +108,50 @@ impl Runner {
     /// with); returns its pid when it is our child.
     pub fn spawn(&self, c: &Container, conf: &Conf) -> Result<Option<i32>> {
         match self {
-            Runner::Systemd => {
-                let o = systemctl(&["start", &c.layout.unit])?;
-                if !o.status.success() {
-                    return Err(failed(format!(
-                        "systemctl start {} failed: {}",
-                        c.layout.unit,
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    )));
-                }
-                Ok(None)
-            }
+            Runner::Systemd => systemctl_ok("start", &c.layout.unit).map(|()| None),
             Runner::Direct => spawn_direct(c, conf).map(Some),
         }
     }
 
-    /// Asks systemd to stop the unit; for Direct the caller signals itself.
-    pub fn stop_unit(&self, c: &Container) -> Result<bool> {
-        if *self != Runner::Systemd {
-            return Ok(false);
+    /// Halts the container whose systemd-nspawn is `pid`: systemd stops its
+    /// unit; we send SIGRTMIN+3 to the init ourselves, wait `timeout`, then
+    /// kill. Returns whether it had to be killed.
+    pub fn stop(&self, c: &Container, pid: i32) -> Result<bool> {
+        match self {
+            Runner::Systemd => systemctl_ok("stop", &c.layout.unit).map(|()| false),
+            Runner::Direct => stop_direct(c, pid),
         }
-        let o = systemctl(&["stop", &c.layout.unit])?;
-        if !o.status.success() {
-            return Err(failed(format!(
-                "systemctl stop {} failed: {}",
-                c.layout.unit,
-                String::from_utf8_lossy(&o.stderr).trim()
-            )));
-        }
-        Ok(true)
     }
+}
+
+fn stop_direct(c: &Container, pid: i32) -> Result<bool> {
+    // Asked again every 250 ms: an init that has not yet installed its
+    // handler ignores the signal (it is PID 1 of its namespace).
+    let mut next = Instant::now();
+    let halted = procs::wait_until(c.ctx.timeout, || {
+        if Instant::now() >= next {
+            next += Duration::from_millis(250);
+            let _ = match procs::leader(pid) {
+                Some(l) => procs::signal(l, procs::sigrtmin_plus_3()),
+                None => procs::signal(pid, libc::SIGTERM),
+            };
+        }
+        !procs::alive(pid)
+    });
+    if halted {
+        return Ok(false);
+    }
+    if let Some(l) = procs::leader(pid) {
+        let _ = procs::signal(l, libc::SIGKILL);
+    }
+    let _ = procs::signal(pid, libc::SIGKILL);
+    if !procs::wait_until(Duration::from_secs(10), || !procs::alive(pid)) {
+        return Err(failed(format!(
+            "container '{}': systemd-nspawn {pid} survived SIGKILL",
+            c.name()
+        )));
+    }
+    Ok(true)
 }
 
 /// What container@.service's start script does, then systemd-nspawn with the
