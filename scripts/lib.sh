@@ -16,6 +16,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 NCP_APT_PACKAGES=(
   nix-bin libgc-dev libboost-dev nlohmann-json3-dev pkg-config meson ninja-build
   g++ systemd-container busybox-static dpkg-dev xz-utils jq
+  iproute2 util-linux  # ip and nsenter, which nix-container runs
 )
 
 apt_missing() {
