@@ -29,6 +29,32 @@ install_packages() {
     die "rustc $have is older than $NCP_MIN_RUST"
 }
 
+# Nix running as root builds as the members of `build-users-group` (default
+# nixbld), never as root. Debian's nix-bin does not create them (only its
+# nix-setup-systemd package, which also installs and enables the daemon), so
+# we create them as Nix's own installer does: group nixbld (GID 30000 when
+# free) and 32 members nixbld1..32 (UIDs 30001.. when free), system accounts
+# with no password, no home and no login shell. Building as root instead
+# (`build-users-group =`) would give every builder root on this machine.
+ensure_build_users() {
+  local i uid missing=0
+  getent group nixbld >/dev/null || missing=1
+  for i in $(seq 1 32); do getent passwd "nixbld$i" >/dev/null || missing=1; done
+  [ "$missing" = 1 ] || return 0
+  say "creating Nix's build users (group nixbld, users nixbld1..32), as Nix's installer does"
+  if ! getent group nixbld >/dev/null; then
+    if getent group 30000 >/dev/null; then groupadd --system nixbld
+    else groupadd --system --gid 30000 nixbld; fi
+  fi
+  for i in $(seq 1 32); do
+    getent passwd "nixbld$i" >/dev/null && continue
+    uid=()
+    getent passwd $((30000 + i)) >/dev/null || uid=(--uid $((30000 + i)))
+    useradd --system "${uid[@]}" --gid nixbld --groups nixbld --no-create-home \
+      --home-dir /var/empty --shell /usr/sbin/nologin --comment "Nix build user $i" "nixbld$i"
+  done
+}
+
 # Nix 2.8's headers, as its own `make install` lays them out (flat nix/*.hh,
 # nix/flake/*.hh), plus config.h and .pc files that point at them and at
 # Debian's shared libraries in /usr/lib/nix.
@@ -133,6 +159,7 @@ case "${1:-}" in
 esac
 
 install_packages
+ensure_build_users
 if [ -n "$nix_prefix" ]; then
   pcpath=$nix_prefix/lib/pkgconfig
   [ -f "$pcpath/nix-expr.pc" ] || die "no $pcpath/nix-expr.pc"
