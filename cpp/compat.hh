@@ -1,13 +1,24 @@
 // Everything that differs between the Nix versions the plugin builds against,
 // in one place. The rest of cpp/ includes only this header from Nix and uses
-// the names below. Tested: Nix 2.8.0 (Debian 12) and 2.26.3 (built from
-// Debian 13's source). Expected to build, untested: 2.28+ header layout.
+// the names below; it has no #if of its own.
+//
+// Built and tested in full: Nix 2.8.0 (Debian 12) and 2.35.2. Compiled on
+// every change (scripts/compile-matrix.sh): 2.26.3 and 2.28 to 2.34.
+// Which Nix it is comes from the headers pkg-config points at: a header that
+// first appeared in a release marks that release (NCP_NIX_API below).
 #pragma once
 
-// --- Which Nix: feature detection on the headers pkg-config points at. -----
 #if __has_include(<nix/expr/eval.hh>)
 // Nix 2.28+: headers in per-library subdirectories, config headers inside.
-#  define NCP_NIX_API 228
+#  if __has_include(<nix/util/fun.hh>)
+#    define NCP_NIX_API 234 // PrimOp::impl, std::filesystem::path in libstore
+#  elif __has_include(<nix/expr/static-string-data.hh>)
+#    define NCP_NIX_API 233 // mkString(…, EvalMemory &), LocalFSStore::toRealPath
+#  elif __has_include(<nix/expr/eval-profiler.hh>)
+#    define NCP_NIX_API 230 // Value::listView() instead of listElems()
+#  else
+#    define NCP_NIX_API 228
+#  endif
 #  include <nix/expr/config.hh>
 #  include <nix/expr/eval.hh>
 #  include <nix/expr/eval-inline.hh>
@@ -16,11 +27,10 @@
 #  include <nix/expr/primops.hh>
 #  include <nix/store/globals.hh>
 #  include <nix/store/local-fs-store.hh>
-#  include <nix/store/pathlocks.hh>
 #  include <nix/store/profiles.hh>
 #  include <nix/store/store-api.hh>
-#  include <nix/util/file-system.hh>
 #  include <nix/util/config-global.hh>
+#  include <nix/util/signals.hh>
 #elif __has_include("config-expr.hh")
 // Nix 2.2x with flat headers: the config headers are not named by the .pc
 // files, and without them the plugin compiles but its layouts differ.
@@ -35,11 +45,10 @@
 #  include "primops.hh"
 #  include "globals.hh"
 #  include "local-fs-store.hh"
-#  include "pathlocks.hh"
 #  include "profiles.hh"
 #  include "store-api.hh"
-#  include "file-system.hh"
 #  include "config-global.hh"
+#  include "signals.hh"
 #else
 // Nix 2.8: configure's config.h first (HAVE_BOEHMGC changes the layout of
 // the evaluator's types).
@@ -50,7 +59,6 @@
 #  include "globals.hh"
 #  include "json-to-value.hh"
 #  include "local-fs-store.hh"
-#  include "pathlocks.hh"
 #  include "primops.hh"
 #  include "profiles.hh"
 #  include "store-api.hh"
@@ -58,6 +66,9 @@
 #endif
 
 #include <algorithm>
+#include <filesystem>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace ncp::compat {
@@ -74,7 +85,11 @@ using Context = nix::PathSet;
 #define NCP_PRIMOP_SIGNATURE(fn) \
     void fn(nix::EvalState & state, ncp::compat::PosArg pos, nix::Value ** args, nix::Value & v)
 
-// --- Errors -----------------------------------------------------------------
+// Paths are std::string up to 2.33 and std::filesystem::path from 2.34.
+inline std::string str(const std::string & s) { return s; }
+inline std::string str(const std::filesystem::path & p) { return p.string(); }
+
+// --- Errors and interrupts --------------------------------------------------
 
 // An evaluation error at the call's position.
 [[noreturn]] inline void throwEvalError(nix::EvalState & state, PosArg pos, const std::string & msg)
@@ -98,6 +113,17 @@ inline void addTrace(nix::EvalState & state, nix::Error & e, PosArg pos, const s
 #endif
 }
 
+// Throws nix::Interrupted when the user pressed ^C (Nix's signal handling
+// keeps a blocked system call from noticing).
+inline void checkInterrupt() { nix::checkInterrupt(); }
+
+// A line on stderr at Nix's default verbosity (as Nix's "waiting for lock").
+inline void info(const std::string & msg)
+{
+    using namespace nix; // printInfo is a macro that names nix::logger unqualified
+    printInfo("%s", msg);
+}
+
 // --- Evaluation mode --------------------------------------------------------
 
 #if NCP_NIX_API >= 226
@@ -111,7 +137,7 @@ inline bool restrictEval(nix::EvalState &) { return nix::evalSettings.restrictEv
 // `nix-instantiate --eval` and `--read-only` evaluate without writing derivations.
 inline bool readOnlyMode() { return nix::settings.readOnlyMode; }
 
-inline std::string nixStateDir() { return nix::settings.nixStateDir; }
+inline std::string nixStateDir() { return str(nix::settings.nixStateDir); }
 
 // --- Forcing and reading values ---------------------------------------------
 
@@ -129,12 +155,12 @@ inline void forceAttrs(nix::EvalState & state, nix::Value & v, PosArg pos, std::
 
 #if NCP_NIX_API >= 226
 inline std::string_view stringOf(const nix::Value & v) { return v.string_view(); }
-inline std::string pathOf(const nix::Value & v) { return v.path().path.abs(); }
+inline std::string pathOf(const nix::Value & v) { return std::string(v.path().path.abs()); }
 inline int64_t intOf(const nix::Value & v) { return v.integer().value; }
 inline double floatOf(const nix::Value & v) { return v.fpoint(); }
 inline bool boolOf(const nix::Value & v) { return v.boolean(); }
-inline const nix::Bindings & attrsOf(nix::Value & v) { return *v.attrs(); }
-inline std::string symbolName(nix::EvalState & state, const nix::Symbol & s) { return std::string(state.symbols[s]); }
+inline const nix::Bindings & attrsOf(const nix::Value & v) { return *v.attrs(); }
+inline std::string symbolName(nix::EvalState & state, const nix::Symbol & s) { return std::string(std::string_view(state.symbols[s])); }
 #else
 inline std::string_view stringOf(const nix::Value & v) { return v.string.s; }
 inline std::string pathOf(const nix::Value & v) { return v.path; }
@@ -145,7 +171,14 @@ inline nix::Bindings & attrsOf(nix::Value & v) { return *v.attrs; }
 inline std::string symbolName(nix::EvalState &, const nix::Symbol & s) { return (const std::string &) s; }
 #endif
 
-inline nix::Value & listElem(nix::Value & v, size_t i) { return *v.listElems()[i]; }
+inline nix::Value & listElem(nix::Value & v, size_t i)
+{
+#if NCP_NIX_API >= 230
+    return *v.listView()[i];
+#else
+    return *v.listElems()[i];
+#endif
+}
 
 inline void copyContext(const nix::Value & v, Context & context) { nix::copyContext(v, context); }
 
@@ -162,52 +195,70 @@ inline std::string coerceToString(nix::EvalState & state, PosArg pos, nix::Value
 inline nix::Value * findAttr(nix::EvalState & state, nix::Value & attrs, std::string_view name)
 {
     auto & bindings = attrsOf(attrs);
+#if NCP_NIX_API >= 226
+    auto a = bindings.get(state.symbols.create(name));
+    return a ? a->value : nullptr;
+#else
     auto i = bindings.find(state.symbols.create(name));
     return i == bindings.end() ? nullptr : i->value;
+#endif
 }
 
 // --- Making values ----------------------------------------------------------
+// Nothing here keeps a new Value only in memory the garbage collector does not
+// scan (a std::vector, say): values are made in place, in the attribute set
+// or list being built.
 
-inline void mkStringWithContext(nix::Value & v, const std::string & s, const Context & context)
+inline void mkString(nix::EvalState & state, nix::Value & v, std::string_view s, const Context & context)
 {
-    v.mkString(s, context);
-}
-
-inline void mkInt(nix::Value & v, int64_t n) { v.mkInt(n); }
-
-// `attrs` with the attributes `values` added or replaced (one new set).
-inline void setAttrs(nix::EvalState & state, nix::Value & attrs, const std::vector<std::pair<std::string_view, nix::Value *>> & values)
-{
-    std::vector<nix::Symbol> syms;
-    for (auto & [name, _] : values) syms.push_back(state.symbols.create(name));
-    auto & old = attrsOf(attrs);
-    auto bindings = state.buildBindings(old.size() + values.size());
-    for (auto & a : old)
-        if (std::find(syms.begin(), syms.end(), a.name) == syms.end()) bindings.insert(a);
-    for (size_t i = 0; i < values.size(); ++i) bindings.insert(syms[i], values[i].second);
-    attrs.mkAttrs(bindings);
-}
-
-inline void mkList(nix::EvalState & state, nix::Value & v, const std::vector<nix::Value *> & items)
-{
-#if NCP_NIX_API >= 226
-    auto list = state.buildList(items.size());
-    for (size_t i = 0; i < items.size(); ++i) list[i] = items[i];
-    v.mkList(list);
+#if NCP_NIX_API >= 233
+    v.mkString(s, context, state.mem);
 #else
-    state.mkList(v, items.size());
-    for (size_t i = 0; i < items.size(); ++i) v.listElems()[i] = items[i];
+    (void) state;
+    v.mkString(s, context);
 #endif
+}
+
+// `out` = the attribute set `base` plus the attributes `make` allocates with
+// alloc(name) (a name in `base` given again is replaced).
+template<typename Make>
+void extendAttrs(nix::EvalState & state, nix::Value & out, nix::Value & base, size_t extra, Make && make)
+{
+    auto & old = attrsOf(base);
+    auto bindings = state.buildBindings(old.size() + extra);
+    std::vector<nix::Symbol> added; // symbols only, no Values
+    auto alloc = [&](std::string_view name) -> nix::Value & {
+        auto sym = state.symbols.create(name);
+        added.push_back(sym);
+        return bindings.alloc(sym);
+    };
+    make(alloc);
+    for (auto & a : old)
+        if (std::find(added.begin(), added.end(), a.name) == added.end()) bindings.insert(a);
+    out.mkAttrs(bindings);
 }
 
 // --- Store and profiles -----------------------------------------------------
 
 inline void realiseContext(nix::EvalState & state, const Context & context) { (void) state.realiseContext(context); }
 
-inline nix::Path createGeneration(nix::ref<nix::LocalFSStore> store, const nix::Path & profile, const nix::StorePath & path)
+// Where a store path is on disk (the store may be relocated, e.g. --store DIR).
+inline std::string realPath(nix::LocalFSStore & store, const nix::StorePath & path)
+{
+#if NCP_NIX_API >= 233
+    return str(store.toRealPath(path));
+#else
+    nix::Store & base = store;
+    return base.toRealPath(base.printStorePath(path));
+#endif
+}
+
+// libstore's createGeneration: the new (or newest, if it already points at
+// `path`) generation link of `profile`, with its GC root registered.
+inline std::string createGeneration(nix::ref<nix::LocalFSStore> store, const std::string & profile, const nix::StorePath & path)
 {
 #if NCP_NIX_API >= 226
-    return nix::createGeneration(*store, profile, path);
+    return str(nix::createGeneration(*store, profile, path));
 #else
     return nix::createGeneration(store, profile, path);
 #endif
@@ -219,18 +270,32 @@ struct PrimOpInfo
 {
     const char * name;
     std::vector<std::string> args;
-    const char * doc;
+    const char * doc; // never null: from 2.33 a null doc compiles and throws
     void (*fun)(nix::EvalState &, PosArg, nix::Value **, nix::Value &);
 };
+
+#if NCP_NIX_API >= 234
+#  define NCP_PRIMOP_FUN_FIELD impl
+#else
+#  define NCP_PRIMOP_FUN_FIELD fun
+#endif
+
+#if NCP_NIX_API >= 226
+inline nix::PrimOp makePrimOp(const PrimOpInfo & info)
+{
+    return nix::PrimOp{
+        .name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .NCP_PRIMOP_FUN_FIELD = info.fun};
+}
+#endif
 
 // A primop that is not a builtin (no slot in the base environment), for
 // lazy attributes: made once per process, outside the GC heap (it points
 // at nothing the collector owns).
-inline nix::Value * unregisteredPrimOp(nix::EvalState & state, PrimOpInfo info)
+inline nix::Value * unregisteredPrimOp(nix::EvalState & state, const PrimOpInfo & info)
 {
 #if NCP_NIX_API >= 226
     (void) state;
-    auto op = new nix::PrimOp{.name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .fun = info.fun};
+    auto op = new nix::PrimOp(makePrimOp(info));
 #else
     auto op = new nix::PrimOp{.fun = info.fun, .arity = info.args.size(), .name = state.symbols.create(info.name), .args = info.args, .doc = info.doc};
 #endif
@@ -244,12 +309,12 @@ inline nix::Value * unregisteredPrimOp(nix::EvalState & state, PrimOpInfo info)
 struct RegisterPrimOp
 {
 #if NCP_NIX_API >= 226
-    explicit RegisterPrimOp(PrimOpInfo info)
-        : reg(nix::PrimOp{.name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .fun = info.fun})
+    explicit RegisterPrimOp(const PrimOpInfo & info)
+        : reg(makePrimOp(info))
     {
     }
 #else
-    explicit RegisterPrimOp(PrimOpInfo info)
+    explicit RegisterPrimOp(const PrimOpInfo & info)
         : reg(nix::RegisterPrimOp::Info{
               .name = info.name, .args = info.args, .arity = info.args.size(), .doc = info.doc, .fun = info.fun})
     {

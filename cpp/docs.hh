@@ -53,6 +53,12 @@ inline const char * containerProfile = R"(
   `builtins.containerSpec` computes the same description without side effects.
 )";
 
+inline const char * nspawnArgs = R"(
+  The systemd-nspawn command line of a container described by
+  `builtins.containerProfile` or `builtins.containerSpec` (the `nspawnArgs`
+  attribute of their result, computed when it is used).
+)";
+
 inline const char * containerSpec = R"(
   Describe the container that `builtins.containerProfile` would prepare for the
   same arguments, without building or writing anything: the same attribute set

@@ -1,13 +1,15 @@
-// The builtins. Thin: Nix values in and out, realisation, profiles and GC
-// roots through libstore; every decision about the container is the Rust
-// core's (rust/core), reached through the cxx bridge.
+// The builtins. Thin: Nix values in and out, realisation, and the one
+// profile step that needs libstore (createGeneration, which also registers
+// the generation's GC root); every decision about the container, and every
+// file its root could have planted something in, is the Rust core's
+// (rust/core), reached through the cxx bridge.
 #include "compat.hh"
 #include "docs.hh"
 #include "settings.hh"
 #include "value-json.hh"
 
-#include <climits>
-#include <unistd.h>
+#include <chrono>
+#include <thread>
 
 using namespace nix;
 
@@ -65,66 +67,41 @@ NCP_PRIMOP_SIGNATURE(prim_nspawnArgs)
 
 Value * nspawnArgsPrimOp(EvalState & state)
 {
-    static Value * op = compat::unregisteredPrimOp(state, {.name = "nspawnArgs", .args = {"container"}, .doc = nullptr, .fun = prim_nspawnArgs});
+    static Value * op = compat::unregisteredPrimOp(state, {.name = "nspawnArgs", .args = {"container"}, .doc = docs::nspawnArgs, .fun = prim_nspawnArgs});
     return op;
 }
 
-// The value `result` (JSON from the core) as a Nix value, with `system`
-// carrying the argument's string context so that it still depends on the
-// derivation it came from, and a lazy `nspawnArgs`.
+// The result: the core's JSON as a Nix value, plus `system` carrying the
+// argument's string context (so that it still depends on the derivation it
+// came from) and a lazy `nspawnArgs`.
 void returnJson(EvalState & state, const std::string & json, const std::string & system, const compat::Context & context, Value & v)
 {
-    parseJSON(state, json, v);
-    // The thunk's argument: the set as parsed (it needs only name and conf).
-    auto self = state.allocValue();
-    *self = v;
-    auto args = state.allocValue();
-    args->mkApp(nspawnArgsPrimOp(state), self);
-    std::vector<std::pair<std::string_view, Value *>> extra{{"nspawnArgs", args}};
-    if (!system.empty()) {
-        auto s = state.allocValue();
-        compat::mkStringWithContext(*s, system, context);
-        extra.push_back({"system", s});
+    // The set as parsed is also the argument of nspawnArgs (it needs only
+    // name and conf).
+    auto parsed = state.allocValue();
+    parseJSON(state, json, *parsed);
+    compat::extendAttrs(state, v, *parsed, 2, [&](auto & alloc) {
+        alloc("nspawnArgs").mkApp(nspawnArgsPrimOp(state), parsed);
+        if (!system.empty()) compat::mkString(state, alloc("system"), system, context);
+    });
+}
+
+// Waits for the container's profile lock. Nix's own lockProfile would wait
+// forever, deaf to ^C, and follows a link planted in the profile directory,
+// which the container's root owns; the core's lock (profile_lock.rs) keeps
+// Nix's protocol without either, and ends the wait with an error after the
+// setting container-lock-timeout.
+rust::Box<rs::Lock> lockProfile(EvalState & state, compat::PosArg pos, const rs::Plan & plan)
+{
+    auto start = std::chrono::steady_clock::now();
+    for (bool said = false;; said = true) {
+        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        auto lock = bridge(state, pos, "containerProfile", [&] { return plan.try_lock(waited.count()); });
+        if (lock->held()) return lock;
+        if (!said) compat::info("waiting for the lock on profile '" + std::string(plan.profile()) + "'");
+        compat::checkInterrupt();
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
-    compat::setAttrs(state, v, extra);
-}
-
-// Where `link` (a profile or generation link) leads in the store, or "":
-// a profile points at a generation link beside it, which points into the
-// store. Three readlinks at most; canonPath would stat every component.
-std::string resolvedTarget(const Path & link)
-{
-    Path p = link;
-    for (int hops = 0; hops < 3; ++hops) {
-        char buf[PATH_MAX];
-        auto n = ::readlink(p.c_str(), buf, sizeof buf);
-        if (n < 0)
-            // Not a link (EINVAL): the chain ends at p. Missing: nothing there.
-            return errno == EINVAL && hops > 0 ? p : "";
-        std::string target(buf, n);
-        p = !target.empty() && target[0] == '/' ? target : dirOf(p) + "/" + target;
-    }
-    return canonPath(p, true); // a longer chain than Nix makes
-}
-
-GenerationNumber currentGeneration(const Path & profile)
-{
-    auto n = rs::generation_number(std::string(baseNameOf(profile)), readLink(profile));
-    if (n < 0) throw Error("profile '%s' points at '%s', which is not one of its generations", profile, readLink(profile));
-    return n;
-}
-
-// Makes generation `to` (rollback: -1) current. Nix's switchGeneration()
-// would take the profile lock, which the caller holds already.
-void switchGenerationLocked(const Path & profile, int64_t to)
-{
-    auto [gens, current] = findGenerations(profile);
-    std::vector<uint64_t> numbers;
-    for (auto & g : gens) numbers.push_back(g.number);
-    auto n = rs::switch_target(rust::Slice<const uint64_t>(numbers.data(), numbers.size()),
-        current ? (int64_t) *current : -1, to);
-    for (auto & g : gens)
-        if (g.number == n) switchLink(profile, g.path);
 }
 
 NCP_PRIMOP_SIGNATURE(prim_containerProfile)
@@ -136,6 +113,7 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
     compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto plan = bridge(state, pos, self, [&] { return rs::plan(json, rustSettings(state)); });
+    auto step = [&](auto && f) { return bridge(state, pos, self, f); };
 
     try {
         auto store = state.store;
@@ -155,7 +133,7 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
             if (current >= 0) {
                 if (!context.empty()) compat::realiseContext(state, context);
                 rs::Outcome outcome{.generation = (uint64_t) current, .changed = false, .system_changed = false, .conf_changed = false};
-                auto result = bridge(state, pos, self, [&] { return plan->describe(system, outcome); });
+                auto result = step([&] { return plan->describe(system, outcome); });
                 returnJson(state, std::string(result), system, context, v);
                 return;
             }
@@ -170,38 +148,36 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
                 compat::throwEvalError(state, pos, "builtins.containerProfile: attribute 'system': '" + system
                     + "' is not in the Nix store; pass the derivation itself so that Nix builds it");
             store->addTempRoot(*systemPath);
-            bridge(state, pos, self, [&] { plan->check_system(store->toRealPath(system)); });
+            step([&] { plan->check_system(compat::realPath(*localStore, *systemPath)); });
         }
 
-        bridge(state, pos, self, [&] { plan->prepare_nix_dirs(); });
-        auto profile = std::string(plan->profile());
-
+        step([&] { plan->prepare_nix_dirs(); });
         // Concurrent evaluations for the same container queue here, as
         // nix-env does on a profile.
-        PathLocks lock;
-        lockProfile(lock, profile);
+        auto lock = lockProfile(state, pos, *plan);
         // A writer killed inside Nix's createGeneration leaves a temporary
         // link that Nix would take for a generation.
-        bridge(state, pos, self, [&] { rs::remove_stale_temps(profile); });
+        step([&] { plan->remove_stale_temps(); });
 
-        bool confChanged = bridge(state, pos, self, [&] { return plan->prepare_root_and_conf(); });
-        auto before = resolvedTarget(profile);
+        bool confChanged = step([&] { return plan->prepare_root_and_conf(); });
+        auto before = std::string(step([&] { return plan->profile_system(); }));
         if (systemPath) {
-            auto generation = compat::createGeneration(ref<LocalFSStore>(localStore), profile, *systemPath);
-            // Nothing to write when the profile already points there.
-            if (!pathExists(profile) || readLink(profile) != baseNameOf(generation))
-                switchLink(profile, generation);
+            step([&] { plan->check_generation_room(); });
+            // libstore adds the generation (or finds the newest one already
+            // pointing there) and registers its GC root.
+            auto generation = compat::createGeneration(ref<LocalFSStore>(localStore), std::string(plan->profile()), *systemPath);
+            step([&] { plan->switch_to_link(generation); });
         } else
-            bridge(state, pos, self, [&] { switchGenerationLocked(profile, plan->rollback() ? -1 : plan->switch_to()); });
-        auto after = resolvedTarget(profile);
+            step([&] { plan->switch_generation(); });
+        auto after = std::string(step([&] { return plan->profile_system(); }));
 
         rs::Outcome outcome{
-            .generation = currentGeneration(profile),
+            .generation = step([&] { return plan->current_generation(); }),
             .changed = confChanged || before != after,
             .system_changed = before != after,
             .conf_changed = confChanged,
         };
-        auto result = bridge(state, pos, self, [&] { return plan->describe(after, outcome); });
+        auto result = step([&] { return plan->describe(after, outcome); });
         returnJson(state, std::string(result), system.empty() ? after : system, context, v);
     } catch (Error & e) {
         compat::addTrace(state, e, pos, "while preparing a container with builtins.containerProfile");
@@ -225,30 +201,8 @@ NCP_PRIMOP_SIGNATURE(prim_containerGenerations)
     requireImpure(state, pos, self, "reads a container's profile", "");
     compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
-    auto profile = std::string(bridge(state, pos, self, [&] { return rs::generations_profile(json, rustSettings(state)); }));
-
-    Generations gens;
-    std::optional<GenerationNumber> current;
-    if (pathExists(dirOf(profile))) {
-        try {
-            std::tie(gens, current) = findGenerations(profile);
-        } catch (Error & e) {
-            compat::addTrace(state, e, pos, "while listing generations with builtins.containerGenerations");
-            throw;
-        }
-    }
-    std::vector<Value *> items;
-    for (auto & g : gens) {
-        auto attrs = state.buildBindings(5);
-        compat::mkInt(attrs.alloc("number"), g.number);
-        attrs.alloc("link").mkString(g.path);
-        attrs.alloc("path").mkString(resolvedTarget(g.path));
-        compat::mkInt(attrs.alloc("creationTime"), g.creationTime);
-        attrs.alloc("current").mkBool(current && *current == g.number);
-        items.push_back(state.allocValue());
-        items.back()->mkAttrs(attrs);
-    }
-    compat::mkList(state, v, items);
+    auto gens = bridge(state, pos, self, [&] { return rs::generations_json(json, rustSettings(state)); });
+    parseJSON(state, std::string(gens), v);
 }
 
 compat::RegisterPrimOp registerProfile({

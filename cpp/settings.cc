@@ -15,6 +15,7 @@ rs::Settings rustSettings(nix::EvalState & state)
         .profiles_dir = pluginSettings.profilesDir.get(),
         .gcroots_dir = pluginSettings.gcrootsDir.get(),
         .legacy_layout = pluginSettings.legacyLayout.get(),
+        .lock_timeout = pluginSettings.lockTimeout.get(),
     };
 }
 

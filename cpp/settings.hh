@@ -23,6 +23,8 @@ struct PluginSettings : nix::Config
         "Directory of the per-container GC root directories (default: NIX_STATE_DIR/gcroots/per-container)."};
     nix::Setting<bool> legacyLayout{this, false, "container-legacy-layout",
         "Use the container layout of NixOS before 22.05 (/var/lib/containers, /etc/containers)."};
+    nix::Setting<unsigned int> lockTimeout{this, 60, "container-lock-timeout",
+        "Seconds to wait for a container's profile lock (held by nix-env, nix-container or another evaluation) before failing."};
 };
 
 extern PluginSettings pluginSettings;

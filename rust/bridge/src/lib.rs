@@ -6,7 +6,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ncp_core::{generation, layout, name, plan};
+use ncp_core::profile::ProfileDir;
+use ncp_core::{layout, name, plan};
 
 #[cxx::bridge(namespace = "ncp::rs")]
 mod ffi {
@@ -19,6 +20,8 @@ mod ffi {
         profiles_dir: String,
         gcroots_dir: String,
         legacy_layout: bool,
+        /// Seconds to wait for a profile lock (0: the default).
+        lock_timeout: u64,
     }
 
     struct Outcome {
@@ -30,41 +33,48 @@ mod ffi {
 
     extern "Rust" {
         type Plan;
+        type Lock;
 
         /// Checks a call's arguments (the attribute set as JSON); no I/O.
         fn plan(args_json: &str, settings: &Settings) -> Result<Box<Plan>>;
         /// The store path to make current, or "" (rollback / switch).
         fn system(self: &Plan) -> String;
         fn profile(self: &Plan) -> String;
-        /// The generation to switch to, or -1.
-        fn switch_to(self: &Plan) -> i64;
-        fn rollback(self: &Plan) -> bool;
         fn check_system(self: &Plan, real_path: &str) -> Result<()>;
         /// The current generation when the call would change nothing, or -1
         /// (no lock, no write; see Plan::unchanged).
         fn unchanged(self: &Plan, system: &str) -> i64;
-        fn prepare_nix_dirs(self: &Plan) -> Result<()>;
+        /// Creates (or opens) the profile, GC-root and conf directories.
+        fn prepare_nix_dirs(self: &mut Plan) -> Result<()>;
+        /// One attempt at the profile lock (held() false: someone else has
+        /// it); an error once `waited_ms` reaches the lock timeout.
+        fn try_lock(self: &Plan, waited_ms: u64) -> Result<Box<Lock>>;
+        fn held(self: &Lock) -> bool;
+        /// Under the lock: removes what killed writers left.
+        fn remove_stale_temps(self: &Plan) -> Result<()>;
         fn prepare_root_and_conf(self: &mut Plan) -> Result<bool>;
+        /// The store path the profile resolves to, or "".
+        fn profile_system(self: &Plan) -> Result<String>;
+        fn check_generation_room(self: &Plan) -> Result<()>;
+        /// Makes the generation link createGeneration returned current.
+        fn switch_to_link(self: &Plan, link: &str) -> Result<()>;
+        /// `generation = N` / `rollback = true`.
+        fn switch_generation(self: &Plan) -> Result<()>;
+        fn current_generation(self: &Plan) -> Result<u64>;
         /// The result attribute set as JSON (system "" = null).
         fn describe(self: &Plan, system: &str, outcome: &Outcome) -> Result<String>;
         fn describe_spec(self: &Plan) -> Result<String>;
 
-        /// The profile of the container a containerGenerations argument names
-        /// (a JSON string, or an object with `name`).
-        fn generations_profile(arg_json: &str, settings: &Settings) -> Result<String>;
-        /// The generation to switch to (rollback when `to` < 0), given the
-        /// existing ones and the current one (-1: none).
-        fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64>;
+        /// containerGenerations: the generations of the container a call's
+        /// argument names (a JSON string, or an object with `name`), as JSON.
+        fn generations_json(arg_json: &str, settings: &Settings) -> Result<String>;
         /// The argv (a JSON list) of container `name` with conf text `conf`.
         fn nspawn_args(name: &str, conf: &str, settings: &Settings) -> Result<String>;
-        /// Removes links a killed writer left beside `profile` (under its lock).
-        fn remove_stale_temps(profile: &str) -> Result<usize>;
-        /// Generation number of a profile link, or -1.
-        fn generation_number(profile_name: &str, link_name: &str) -> i64;
     }
 }
 
 pub struct Plan(plan::Plan);
+pub struct Lock(#[allow(dead_code)] Option<ncp_core::profile_lock::ProfileLock>);
 
 /// Runs `f`, turning a panic into an error message.
 fn guard<T>(f: impl FnOnce() -> Result<T, ncp_core::Error>) -> Result<T, String> {
@@ -94,6 +104,7 @@ fn settings(s: &ffi::Settings) -> layout::Settings {
         // The run directory is the CLI's; the plugin never uses it.
         run_dir: String::new(),
         legacy_layout: s.legacy_layout,
+        lock_timeout_secs: s.lock_timeout,
     }
 }
 
@@ -108,15 +119,6 @@ impl Plan {
     fn profile(&self) -> String {
         self.0.layout.profile.display().to_string()
     }
-    fn switch_to(&self) -> i64 {
-        match self.0.spec.target {
-            ncp_core::spec::Target::Generation(n) => i64::try_from(n).unwrap_or(i64::MAX),
-            _ => -1,
-        }
-    }
-    fn rollback(&self) -> bool {
-        self.0.spec.target == ncp_core::spec::Target::Rollback
-    }
     fn check_system(&self, real_path: &str) -> Result<(), String> {
         guard(|| self.0.check_system(real_path))
     }
@@ -125,13 +127,39 @@ impl Plan {
         catch_unwind(AssertUnwindSafe(|| self.0.unchanged(system)))
             .ok()
             .flatten()
-            .map_or(-1, |n| n as i64)
+            .and_then(|n| i64::try_from(n).ok())
+            .unwrap_or(-1)
     }
-    fn prepare_nix_dirs(&self) -> Result<(), String> {
+    fn prepare_nix_dirs(&mut self) -> Result<(), String> {
         guard(|| self.0.prepare_nix_dirs())
+    }
+    fn try_lock(&self, waited_ms: u64) -> Result<Box<Lock>, String> {
+        guard(|| {
+            self.0
+                .try_lock(std::time::Duration::from_millis(waited_ms))
+                .map(|l| Box::new(Lock(l)))
+        })
+    }
+    fn remove_stale_temps(&self) -> Result<(), String> {
+        guard(|| self.0.remove_stale_temps().map(|_| ()))
     }
     fn prepare_root_and_conf(&mut self) -> Result<bool, String> {
         guard(|| self.0.prepare_root_and_conf())
+    }
+    fn profile_system(&self) -> Result<String, String> {
+        guard(|| self.0.profile_system().map(Option::unwrap_or_default))
+    }
+    fn check_generation_room(&self) -> Result<(), String> {
+        guard(|| self.0.check_generation_room())
+    }
+    fn switch_to_link(&self, link: &str) -> Result<(), String> {
+        guard(|| self.0.switch_to_link(link))
+    }
+    fn switch_generation(&self) -> Result<(), String> {
+        guard(|| self.0.switch_generation())
+    }
+    fn current_generation(&self) -> Result<u64, String> {
+        guard(|| self.0.current_generation())
     }
     fn describe(&self, system: &str, o: &ffi::Outcome) -> Result<String, String> {
         let outcome = plan::Outcome {
@@ -151,46 +179,49 @@ impl Plan {
     }
 }
 
-fn generations_profile(arg_json: &str, s: &ffi::Settings) -> Result<String, String> {
+impl Lock {
+    fn held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// The container name a containerGenerations argument gives.
+fn generations_name(arg_json: &str) -> Result<String, ncp_core::Error> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct ByName {
         name: String,
     }
-    guard(|| {
-        let name = match serde_json::from_str::<String>(arg_json) {
-            Ok(n) => n,
-            Err(_) => {
-                serde_json::from_str::<ByName>(arg_json)
-                    .map_err(|e| {
-                        ncp_core::Error::Args(format!(
-                            "expected a container name or {{ name = \"…\"; }}: {e}"
-                        ))
-                    })?
-                    .name
-            }
-        };
-        name::validate(&name)?;
-        let roots = layout::Roots::resolve(&settings(s))?;
-        Ok(roots.container(&name).profile.display().to_string())
-    })
+    let name = match serde_json::from_str::<String>(arg_json) {
+        Ok(n) => n,
+        Err(_) => {
+            serde_json::from_str::<ByName>(arg_json)
+                .map_err(|e| {
+                    ncp_core::Error::Args(format!(
+                        "expected a container name or {{ name = \"…\"; }}: {e}"
+                    ))
+                })?
+                .name
+        }
+    };
+    name::validate(&name)?;
+    Ok(name)
 }
 
-fn switch_target(existing: &[u64], current: i64, to: i64) -> Result<u64, String> {
-    let opt = |n: i64| u64::try_from(n).ok();
-    generation::switch_target(existing, opt(current), opt(to))
+fn generations_json(arg_json: &str, s: &ffi::Settings) -> Result<String, String> {
+    guard(|| {
+        let name = generations_name(arg_json)?;
+        let roots = layout::Roots::resolve(&settings(s))?;
+        let gens = match ProfileDir::open(&roots, &roots.container(&name))? {
+            Some(p) => p.list()?,
+            None => Vec::new(),
+        };
+        serde_json::to_string(&gens).map_err(|e| ncp_core::Error::Args(e.to_string()))
+    })
 }
 
 fn nspawn_args(name: &str, conf: &str, s: &ffi::Settings) -> Result<String, String> {
     guard(|| plan::nspawn_args_json(name, conf, &settings(s)))
-}
-
-fn remove_stale_temps(profile: &str) -> Result<usize, String> {
-    guard(|| ncp_core::profile::remove_stale_temps(std::path::Path::new(profile)))
-}
-
-fn generation_number(profile_name: &str, link_name: &str) -> i64 {
-    generation::parse_link_name(profile_name, link_name).map_or(-1, |n| n as i64)
 }
 
 #[cfg(test)]
@@ -207,24 +238,13 @@ mod tests {
     }
 
     #[test]
-    fn generations_profile_takes_name_or_set() {
-        let s = ffi::Settings {
-            store_dir: String::new(),
-            nix_state_dir: String::new(),
-            state_dir: String::new(),
-            config_dir: String::new(),
-            profiles_dir: "/p".into(),
-            gcroots_dir: String::new(),
-            legacy_layout: false,
-        };
-        assert_eq!(generations_profile("\"web\"", &s).unwrap(), "/p/web/system");
-        assert_eq!(
-            generations_profile("{\"name\":\"web\"}", &s).unwrap(),
-            "/p/web/system"
-        );
-        assert!(generations_profile("{\"name\":\"Web\"}", &s)
+    fn generations_take_a_name_or_a_set() {
+        assert_eq!(generations_name("\"web\"").unwrap(), "web");
+        assert_eq!(generations_name("{\"name\":\"web\"}").unwrap(), "web");
+        assert!(generations_name("{\"name\":\"Web\"}")
             .unwrap_err()
+            .to_string()
             .contains("upper-case"));
-        assert!(generations_profile("{\"nam\":\"web\"}", &s).is_err());
+        assert!(generations_name("{\"nam\":\"web\"}").is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ncp_core::decide::{decide, Action, Decision, Facts};
 use ncp_core::generation::switch_target;
 use ncp_core::layout::{PID_FILE, STARTED_CONF};
-use ncp_core::profile::{self, DeleteSpec};
+use ncp_core::profile::{DeleteSpec, ProfileDir};
 use ncp_core::profile_lock::ProfileLock;
 use serde::Serialize;
 
@@ -370,31 +370,31 @@ pub fn apply(ctx: &Ctx, names: &[String], dry_run: bool, json: bool) -> Result<(
     Ok(())
 }
 
-fn lock(c: &Container) -> Result<ProfileLock> {
-    if !c.layout.profile_dir.is_dir() {
+/// The container's profile directory and its lock.
+fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
+    let Some(p) = c.profile_dir()? else {
         return Err(failed(format!(
             "container '{}' has no profile directory '{}'",
             c.name(),
             c.layout.profile_dir.display()
         )));
-    }
-    let lock = ProfileLock::acquire(&c.layout.profile)?;
+    };
+    let lock = p.lock(c.ctx.lock_timeout)?;
     // Under the lock no live writer owns a temporary: what is there was
     // left by one that was killed.
-    profile::remove_stale_temps(&c.layout.profile)?;
-    Ok(lock)
+    p.remove_stale_temps()?;
+    Ok((p, lock))
 }
 
 /// Switches the profile (to `to`, or the previous generation), then applies.
 pub fn rollback(c: &Container, to: Option<u64>) -> Result<()> {
     let (from, n) = {
-        let _lock = lock(c)?;
-        let gens = profile::list(&c.layout.profile)?;
-        let numbers: Vec<u64> = gens.iter().map(|g| g.number).collect();
-        let cur = profile::current(&c.layout.profile)?;
+        let (p, _lock) = lock(c)?;
+        let numbers: Vec<u64> = p.list()?.iter().map(|g| g.number).collect();
+        let cur = p.current()?;
         let n = switch_target(&numbers, cur, to)
             .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
-        profile::switch_to(&c.layout.profile, n)?;
+        p.switch_to(n)?;
         (cur, n)
     };
     say!(
@@ -410,7 +410,10 @@ pub fn rollback(c: &Container, to: Option<u64>) -> Result<()> {
 }
 
 pub fn generations(c: &Container, json: bool) -> Result<()> {
-    let gens = profile::list(&c.layout.profile)?;
+    let gens = match c.profile_dir()? {
+        Some(p) => p.list()?,
+        None => Vec::new(),
+    };
     if json {
         return print_json(&gens);
     }
@@ -429,8 +432,8 @@ pub fn generations(c: &Container, json: bool) -> Result<()> {
 
 pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool) -> Result<()> {
     let spec = DeleteSpec::parse(spec).map_err(CliError::Usage)?;
-    let _lock = lock(c)?;
-    let gens = profile::list(&c.layout.profile)?;
+    let (p, _lock) = lock(c)?;
+    let gens = p.list()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -442,7 +445,7 @@ pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool) -> Resu
         if dry_run {
             say!("{}: would remove generation {n}", c.name());
         } else {
-            profile::delete(&c.layout.profile, n)?;
+            p.delete(n)?;
             say!("{}: removed generation {n}", c.name());
         }
     }
@@ -482,13 +485,12 @@ pub fn destroy(c: &Container) -> Result<()> {
     // symlinks (a planted one is removed as a link). The conf file goes last,
     // so that an interrupted destroy still lists the container and can be run again.
     let l = &c.layout;
-    if l.profile_dir.is_dir() {
-        let _lock = lock(c)?;
-        for g in profile::list(&l.profile)? {
-            std::fs::remove_file(&g.link)
-                .map_err(|e| failed(format!("cannot remove '{}': {e}", g.link.display())))?;
+    if c.profile_dir()?.is_some() {
+        let (p, _lock) = lock(c)?;
+        for g in p.list()? {
+            p.delete(g.number)?;
         }
-        files::remove(&l.profile)?;
+        p.dir.unlink(&p.name)?;
     }
     for dir in [&l.root, &l.profile_dir, &l.gcroots_dir, &l.run_dir] {
         remove_tree(dir)?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use ncp_core::conf::Conf;
 use ncp_core::layout::{Layout, Roots, CONSOLE_LOG, PID_FILE, STARTED_CONF};
-use ncp_core::{name, profile};
+use ncp_core::name;
+use ncp_core::profile::ProfileDir;
 use serde::Serialize;
 
 use crate::error::{failed, CliError, Result};
@@ -18,6 +19,8 @@ pub struct Ctx {
     pub runner: Runner,
     /// How long start and stop wait.
     pub timeout: Duration,
+    /// How long to wait for a profile lock.
+    pub lock_timeout: Duration,
 }
 
 pub struct Container<'a> {
@@ -115,14 +118,20 @@ impl Container<'_> {
     pub fn pid_file(&self) -> std::path::PathBuf {
         self.run_file(PID_FILE)
     }
-    /// The store path the profile resolves to.
+    /// The profile directory (None: the container has none). A symlink
+    /// there is refused, never followed.
+    pub fn profile_dir(&self) -> Result<Option<ProfileDir>> {
+        Ok(ProfileDir::open(&self.ctx.roots, &self.layout)?)
+    }
+    /// The store path the profile resolves to (links read, not followed).
     pub fn profile_system(&self) -> Option<String> {
-        std::fs::canonicalize(&self.layout.profile)
-            .ok()
-            .map(|p| p.display().to_string())
+        self.profile_dir().ok()??.system().ok()?
     }
     pub fn generation(&self) -> Result<Option<u64>> {
-        Ok(profile::current(&self.layout.profile)?)
+        match self.profile_dir()? {
+            Some(p) => Ok(p.current()?),
+            None => Ok(None),
+        }
     }
     pub fn nspawn_pid(&self) -> Option<i32> {
         self.ctx.runner.nspawn_pid(self)

@@ -164,12 +164,14 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         gcroots_dir: s(&r.container_gcroots_dir),
         run_dir: s(&r.container_run_dir),
         legacy_layout: r.container_legacy_layout,
+        lock_timeout_secs: 0,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Ctx {
         runner: Runner::detect(r.runner, &roots),
         roots,
         timeout: Duration::from_secs(r.timeout),
+        lock_timeout: ncp_core::layout::Settings::default().lock_timeout(),
     })
 }
 

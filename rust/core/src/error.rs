@@ -28,6 +28,15 @@ pub enum Error {
     #[error("refusing to use '{}': it is a symlink (or not a directory) inside the container root, and the plugin never follows links planted there", path.display())]
     Planted { path: PathBuf },
 
+    #[error("refusing to use '{}': {why}; a directory the host trusts must be owned by root and writable by no one else (chown root and chmod go-w it, or choose another)", path.display())]
+    Untrusted { path: PathBuf, why: String },
+
+    #[error("refusing to open '{}': it is {kind}, not a regular file (the host never opens FIFOs, sockets, devices or links there; remove it)", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+
+    #[error("{0}")]
+    Profile(String),
+
     #[error("cannot {op} '{}': {source}", path.display())]
     Io {
         op: &'static str,

@@ -1,17 +1,31 @@
-//! File system steps that never follow a symlink below a trusted root: every
-//! path is walked one component at a time with openat(O_NOFOLLOW), and files
-//! are replaced by writing a temporary file beside them and renaming it.
+//! File system steps for host code running as root among files that others
+//! control (a container's root file system, its profile and GC-root
+//! directories). Below a configured root every path is walked one component
+//! at a time with openat(O_NOFOLLOW); files are opened only once they are
+//! known to be regular files (an O_PATH descriptor is checked first, so a
+//! FIFO or device is never opened); reads are bounded; files are replaced by
+//! writing a temporary file beside them and renaming it. The configured roots
+//! themselves must be owned by root and writable by no one else, as sshd's
+//! StrictModes asks of a home directory.
 
-use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, renameat, OFlag};
-use nix::sys::stat::{fchmod, mkdirat, Mode};
-use nix::unistd::{unlinkat, UnlinkatFlags};
+use nix::fcntl::{openat, readlinkat, renameat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{symlinkat, unlinkat, UnlinkatFlags};
 
 use crate::error::{Error, Result};
+
+/// The most the host reads of one file that others control.
+pub const MAX_UNTRUSTED_READ: usize = 1 << 20;
 
 /// A directory we hold open, with its path for messages.
 pub struct Dir {
@@ -24,6 +38,47 @@ pub struct Dir {
 pub enum Chmod {
     Always,
     IfCreated,
+}
+
+/// What is found at a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// A FIFO, socket or device: never opened.
+    Special,
+}
+
+impl Kind {
+    fn of(st: &FileStat) -> Kind {
+        match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFREG => Kind::File,
+            SFlag::S_IFDIR => Kind::Dir,
+            SFlag::S_IFLNK => Kind::Symlink,
+            _ => Kind::Special,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::File => "a regular file",
+            Kind::Dir => "a directory",
+            Kind::Symlink => "a symlink",
+            Kind::Special => "a FIFO, socket or device",
+        }
+    }
+}
+
+/// A bounded read of a file others control.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Contents {
+    Missing,
+    /// Not a regular file (it was not opened).
+    NotRegular(Kind),
+    /// Longer than the limit (only the limit was read).
+    TooLarge,
+    Data(Vec<u8>),
 }
 
 /// The process's umask, read once (umask(2) can only be read by setting it).
@@ -45,13 +100,77 @@ fn dir_flags() -> OFlag {
     OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC
 }
 
+/// Why `path` (an existing directory, resolved) may not hold what the host
+/// trusts: every directory from `/` down to it must be owned by root and
+/// writable by no one else; an ancestor may be world-writable only with the
+/// sticky bit (as /tmp), which keeps others from replacing what root made in it.
+fn untrusted_because(path: &Path) -> Option<String> {
+    let real = match std::fs::canonicalize(path) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("cannot resolve it: {e}")),
+    };
+    let mut at = PathBuf::from("/");
+    let mut chain = vec![at.clone()];
+    for c in real.components().skip(1) {
+        at.push(c);
+        chain.push(at.clone());
+    }
+    let last = chain.len() - 1;
+    for (i, dir) in chain.iter().enumerate() {
+        let m = match std::fs::metadata(dir) {
+            Ok(m) => m,
+            Err(e) => return Some(format!("cannot stat '{}': {e}", dir.display())),
+        };
+        if m.uid() != 0 {
+            return Some(format!("'{}' is owned by uid {}, not root", dir.display(), m.uid()));
+        }
+        let sticky = m.mode() & 0o1000 != 0;
+        if m.mode() & 0o022 != 0 && !(sticky && i != last) {
+            return Some(format!(
+                "'{}' is writable by its group or by others (mode {:o})",
+                dir.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    None
+}
+
+/// Checks a configured root once per process.
+pub fn check_trusted(path: &Path) -> Result<()> {
+    static CHECKED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    let set = checked.get_or_insert_with(HashSet::new);
+    if set.contains(path) {
+        return Ok(());
+    }
+    if let Some(why) = untrusted_because(path) {
+        return Err(Error::Untrusted {
+            path: path.to_owned(),
+            why,
+        });
+    }
+    set.insert(path.to_owned());
+    Ok(())
+}
+
+fn not_found(e: Errno) -> bool {
+    e == Errno::ENOENT
+}
+
 impl Dir {
-    /// Opens (creating it and its parents if missing) a configured root.
-    /// The root itself is trusted configuration and may be a symlink.
+    /// Opens (creating it and its parents, 0755, if missing) a configured
+    /// root. The root is configuration and may be reached through symlinks,
+    /// but it and every directory above it must be owned by root and
+    /// writable by no one else.
     pub fn open_root(path: &Path, mode_if_created: u32) -> Result<Dir> {
         if std::fs::symlink_metadata(path).is_err() {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(|e| Error::io("create", parent, e))?;
             }
             match mkdirat(
                 nix::fcntl::AT_FDCWD,
@@ -62,13 +181,25 @@ impl Dir {
                     let d = Self::open_path(path)?;
                     fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode_if_created))
                         .map_err(|e| Error::io("chmod", path, e))?;
+                    check_trusted(path)?;
                     return Ok(d);
                 }
                 Err(Errno::EEXIST) => {}
                 Err(e) => return Err(Error::io("create", path, e)),
             }
         }
+        check_trusted(path)?;
         Self::open_path(path)
+    }
+
+    /// Opens a configured root that exists (None if it does not), for
+    /// commands that only read: nothing is created.
+    pub fn open_existing_root(path: &Path) -> Result<Option<Dir>> {
+        if std::fs::symlink_metadata(path).is_err() {
+            return Ok(None);
+        }
+        check_trusted(path)?;
+        Self::open_path(path).map(Some)
     }
 
     fn open_path(path: &Path) -> Result<Dir> {
@@ -86,6 +217,12 @@ impl Dir {
 
     /// Opens the subdirectory `name`, refusing a symlink or non-directory.
     pub fn open_dir(&self, name: &str) -> Result<Dir> {
+        self.open_dir_if_exists(name)?
+            .ok_or_else(|| Error::io("open directory", self.child_path(name), Errno::ENOENT))
+    }
+
+    /// As [`Dir::open_dir`]; None when nothing of that name exists.
+    pub fn open_dir_if_exists(&self, name: &str) -> Result<Option<Dir>> {
         let path = self.child_path(name);
         match openat(
             self.fd.as_fd(),
@@ -93,7 +230,8 @@ impl Dir {
             dir_flags() | OFlag::O_NOFOLLOW,
             Mode::empty(),
         ) {
-            Ok(fd) => Ok(Dir { fd, path }),
+            Ok(fd) => Ok(Some(Dir { fd, path })),
+            Err(e) if not_found(e) => Ok(None),
             Err(Errno::ELOOP | Errno::ENOTDIR) => Err(Error::Planted { path }),
             Err(e) => Err(Error::io("open directory", path, e)),
         }
@@ -116,6 +254,20 @@ impl Dir {
         Ok(dir)
     }
 
+    /// What `name` is, without following it; None if it does not exist.
+    pub fn kind(&self, name: &str) -> Result<Option<Kind>> {
+        Ok(self.stat(name)?.map(|st| Kind::of(&st)))
+    }
+
+    /// lstat of `name` inside this directory.
+    pub fn stat(&self, name: &str) -> Result<Option<FileStat>> {
+        match fstatat(self.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if not_found(e) => Ok(None),
+            Err(e) => Err(Error::io("stat", self.child_path(name), e)),
+        }
+    }
+
     /// Creates the empty file `name` unless something of that name exists.
     pub fn touch(&self, name: &str, mode: u32) -> Result<()> {
         let flags =
@@ -126,42 +278,135 @@ impl Dir {
         }
     }
 
-    /// The contents of the regular file `name`; None if it is missing or a symlink.
-    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        match openat(
+    /// Opens `name` if it is a regular file: an O_PATH descriptor (which
+    /// opens nothing: no FIFO blocks, no device driver runs) is checked
+    /// first and then re-opened through /proc/self/fd, so what is opened is
+    /// the very file that was checked. Err(NotRegular) names what it is.
+    pub fn open_regular(&self, name: &str, write: bool) -> Result<Option<(std::fs::File, FileStat)>> {
+        let path = self.child_path(name);
+        let o_path = match openat(
             self.fd.as_fd(),
             name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            Ok(fd) => {
-                let mut buf = Vec::new();
-                std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut buf)
-                    .map_err(|e| Error::io("read", self.child_path(name), e))?;
-                Ok(Some(buf))
+            Ok(fd) => fd,
+            Err(e) if not_found(e) => return Ok(None),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        let st = fstat(&o_path).map_err(|e| Error::io("stat", &path, e))?;
+        let kind = Kind::of(&st);
+        if kind != Kind::File {
+            return Err(Error::NotRegular { path, kind: kind.describe() });
+        }
+        let access = if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
+        let fd = nix::fcntl::open(
+            format!("/proc/self/fd/{}", o_path.as_raw_fd()).as_str(),
+            access | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", &path, e))?;
+        Ok(Some((std::fs::File::from(fd), st)))
+    }
+
+    /// At most `limit` bytes of the regular file `name`, never blocking on
+    /// or opening anything else.
+    pub fn read_bounded(&self, name: &str, limit: usize) -> Result<Contents> {
+        let file = match self.open_regular(name, false) {
+            Ok(Some((f, _))) => f,
+            Ok(None) => return Ok(Contents::Missing),
+            Err(Error::NotRegular { .. }) => {
+                let kind = self.kind(name)?.unwrap_or(Kind::Special);
+                return Ok(Contents::NotRegular(kind));
             }
-            Err(Errno::ENOENT | Errno::ELOOP) => Ok(None),
-            Err(e) => Err(Error::io("open", self.child_path(name), e)),
+            Err(e) => return Err(e),
+        };
+        let mut buf = Vec::new();
+        file.take(limit as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io("read", self.child_path(name), e))?;
+        if buf.len() > limit {
+            return Ok(Contents::TooLarge);
+        }
+        Ok(Contents::Data(buf))
+    }
+
+    /// The target of the symlink `name` (bounded by the kernel at PATH_MAX);
+    /// None if nothing of that name exists; an error if it is not a link.
+    pub fn read_link(&self, name: &str) -> Result<Option<OsString>> {
+        match readlinkat(self.fd.as_fd(), name) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if not_found(e) => Ok(None),
+            Err(e) => Err(Error::io("read link", self.child_path(name), e)),
         }
     }
 
+    /// The names in this directory (without `.` and `..`), with what they are.
+    pub fn entries(&self) -> Result<Vec<(OsString, Option<Kind>)>> {
+        let fd = openat(self.fd.as_fd(), ".", dir_flags(), Mode::empty())
+            .map_err(|e| Error::io("read directory", &self.path, e))?;
+        let mut d = nix::dir::Dir::from_fd(fd).map_err(|e| Error::io("read directory", &self.path, e))?;
+        let mut out = Vec::new();
+        for e in d.iter() {
+            let e = e.map_err(|e| Error::io("read directory", &self.path, e))?;
+            let name = e.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let kind = e.file_type().map(|t| match t {
+                nix::dir::Type::File => Kind::File,
+                nix::dir::Type::Directory => Kind::Dir,
+                nix::dir::Type::Symlink => Kind::Symlink,
+                _ => Kind::Special,
+            });
+            out.push((OsString::from_vec(name.to_vec()), kind));
+        }
+        Ok(out)
+    }
+
+    pub fn unlink(&self, name: &str) -> Result<bool> {
+        match unlinkat(self.fd.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Ok(true),
+            Err(e) if not_found(e) => Ok(false),
+            Err(e) => Err(Error::io("remove", self.child_path(name), e)),
+        }
+    }
+
+    pub fn rmdir(&self, name: &str) -> Result<bool> {
+        match unlinkat(self.fd.as_fd(), name, UnlinkatFlags::RemoveDir) {
+            Ok(()) => Ok(true),
+            Err(e) if not_found(e) => Ok(false),
+            Err(e) => Err(Error::io("remove directory", self.child_path(name), e)),
+        }
+    }
+
+    /// Points the link `name` at `target`, atomically: a temporary link
+    /// `tmp` beside it, renamed over whatever `name` was (never followed).
+    pub fn replace_link(&self, name: &str, target: &Path, tmp: &str) -> Result<()> {
+        self.unlink(tmp)?;
+        symlinkat(target, self.fd.as_fd(), tmp)
+            .map_err(|e| Error::io("create link", self.child_path(tmp), e))?;
+        renameat(self.fd.as_fd(), tmp, self.fd.as_fd(), name).map_err(|e| {
+            let _ = self.unlink(tmp);
+            Error::io("replace link", self.child_path(name), e)
+        })
+    }
+
     /// Makes `name` a regular file holding `bytes`, atomically: readers see
-    /// the old or the new contents, never a part. A symlink at `name` is
-    /// replaced, not followed. Returns whether anything changed.
+    /// the old or the new contents, never a part. Whatever is at `name` (a
+    /// symlink, FIFO, device) is replaced, not followed or opened. Returns
+    /// whether anything changed.
     ///
     /// The temporary name is fixed (`.NAME.tmp`): callers hold the container's
-    /// profile lock, so no one else writes it, and a leftover from a killed
-    /// process is simply replaced.
+    /// profile lock, so no one else of ours writes it, and a leftover from a
+    /// killed process is simply replaced.
     pub fn replace_file(&self, name: &str, bytes: &[u8], mode: u32) -> Result<bool> {
-        if self.read(name)?.as_deref() == Some(bytes) {
+        if self.read_bounded(name, bytes.len())? == Contents::Data(bytes.to_vec()) {
             return Ok(false);
         }
         let tmp = format!(".{name}.tmp");
         let tmp_path = self.child_path(&tmp);
-        match unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(Error::io("remove", &tmp_path, e)),
-        }
+        self.unlink(&tmp)?;
         let flags =
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let written = (|| {
@@ -181,7 +426,7 @@ impl Dir {
                 .map_err(|e| Error::io("rename into place", self.child_path(name), e))
         })();
         if written.is_err() {
-            let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = self.unlink(&tmp);
         }
         written.map(|()| true)
     }
@@ -234,6 +479,26 @@ mod tests {
     }
 
     #[test]
+    fn fifos_are_neither_opened_nor_read_but_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(&t.path().join("d"), 0o755).unwrap();
+        nix::unistd::mkfifo(&d.child_path("f"), Mode::from_bits_truncate(0o644)).unwrap();
+        assert_eq!(
+            d.read_bounded("f", 10).unwrap(),
+            Contents::NotRegular(Kind::Special)
+        );
+        assert!(matches!(
+            d.open_regular("f", true),
+            Err(Error::NotRegular { .. })
+        ));
+        assert!(d.replace_file("f", b"x", 0o644).unwrap());
+        assert_eq!(d.read_bounded("f", 10).unwrap(), Contents::Data(b"x".to_vec()));
+        std::fs::write(d.child_path("big"), vec![b'a'; 11]).unwrap();
+        assert_eq!(d.read_bounded("big", 10).unwrap(), Contents::TooLarge);
+        assert_eq!(d.read_bounded("none", 10).unwrap(), Contents::Missing);
+    }
+
+    #[test]
     fn touch_leaves_links_alone() {
         let t = tempfile::tempdir().unwrap();
         let d = Dir::open_root(t.path(), 0o755).unwrap();
@@ -243,5 +508,25 @@ mod tests {
         assert!(!Path::new("/nonexistent/target").exists());
         d.touch("f", 0o644).unwrap();
         assert!(d.child_path("f").is_file());
+    }
+
+    #[test]
+    fn roots_writable_by_others_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Dir::open_root(&open.join("root"), 0o755).err().unwrap().to_string();
+        assert!(e.contains("writable by its group or by others"), "{e}");
+        // Sticky and world-writable (as /tmp) above a root-owned root is fine.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        Dir::open_root(&open.join("root2"), 0o755).unwrap();
+        let e = Dir::open_root(&open, 0o755).err().unwrap().to_string();
+        assert!(e.contains("writable"), "the root itself: {e}");
+        let owned = t.path().join("owned");
+        std::fs::create_dir(&owned).unwrap();
+        nix::unistd::chown(&owned, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+        let e = Dir::open_root(&owned.join("x"), 0o755).err().unwrap().to_string();
+        assert!(e.contains("owned by uid 4242"), "{e}");
     }
 }

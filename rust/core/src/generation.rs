@@ -1,8 +1,9 @@
 //! Profile generation link names (`system-42-link`), read as Nix reads them.
 
 /// The generation number of the link `name` in profile `profile_name`, with
-/// Nix's own rule (libstore profiles.cc parseName): `PROFILE-`, then a 32-bit
-/// number, then `-link` (anything after the first `-link` is ignored).
+/// Nix's own rule (libstore profiles.cc parseName): `PROFILE-`, then a number
+/// (64 bits, as Nix's GenerationNumber), then `-link` (anything after the
+/// first `-link` is ignored).
 pub fn parse_link_name(profile_name: &str, name: &str) -> Option<u64> {
     let rest = name.strip_prefix(profile_name)?.strip_prefix('-')?;
     let end = rest.find("-link")?;
@@ -10,7 +11,7 @@ pub fn parse_link_name(profile_name: &str, name: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<u32>().ok().map(u64::from)
+    digits.parse::<u64>().ok()
 }
 
 /// The link name of generation `n`.
@@ -58,7 +59,14 @@ mod tests {
             parse_link_name("system", "system-4294967295-link"),
             Some(4294967295)
         );
-        assert_eq!(parse_link_name("system", "system-4294967296-link"), None);
+        assert_eq!(
+            parse_link_name("system", "system-4294967296-link"),
+            Some(4294967296)
+        );
+        assert_eq!(
+            parse_link_name("system", "system-18446744073709551616-link"),
+            None
+        );
         assert_eq!(parse_link_name("system", "system--link"), None);
         assert_eq!(parse_link_name("system", "system-+1-link"), None);
         assert_eq!(parse_link_name("system", "system-1"), None);

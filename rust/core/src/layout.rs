@@ -38,6 +38,20 @@ pub struct Settings {
     pub gcroots_dir: String,
     pub run_dir: String,
     pub legacy_layout: bool,
+    /// How long to wait for a profile lock (0: the default).
+    pub lock_timeout_secs: u64,
+}
+
+/// How long the plugin and the CLI wait for a profile lock by default.
+pub const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 60;
+
+impl Settings {
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self.lock_timeout_secs {
+            0 => DEFAULT_LOCK_TIMEOUT_SECS,
+            n => n,
+        })
+    }
 }
 
 /// The resolved roots: every write of the plugin stays below one of them.

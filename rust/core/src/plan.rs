@@ -9,18 +9,25 @@ use serde::Serialize;
 use crate::args::Args;
 use crate::conf::Conf;
 use crate::error::{Error, Result};
-use crate::fsutil::Dir;
-use crate::layout::{Layout, Roots, Settings};
+use crate::fsutil::{Contents, Dir};
+use crate::layout::{Layout, Roots, Settings, PROFILE_NAME};
+use crate::profile::ProfileDir;
+use crate::profile_lock::{self, ProfileLock};
 use crate::spec::{Spec, Target};
 use crate::{generation, nspawn, rootfs};
 
-#[derive(Debug, Clone)]
+/// The most a conf file may hold (ours are a few hundred bytes).
+const MAX_CONF_SIZE: usize = 64 * 1024;
+
 pub struct Plan {
     pub roots: Roots,
     pub layout: Layout,
     pub spec: Spec,
     pub conf_text: String,
     pub argv: Vec<String>,
+    pub lock_timeout: std::time::Duration,
+    /// The profile directory, once prepare_nix_dirs has made or opened it.
+    profile: Option<ProfileDir>,
 }
 
 /// What containerProfile did.
@@ -62,6 +69,8 @@ impl Plan {
             layout,
             roots,
             spec,
+            lock_timeout: settings.lock_timeout(),
+            profile: None,
         })
     }
 
@@ -98,12 +107,9 @@ impl Plan {
     /// start script does at every start anyway.
     pub fn unchanged(&self, system: &str) -> Option<u64> {
         let l = &self.layout;
-        let current = std::fs::read_link(&l.profile).ok()?;
-        let n = generation::parse_link_name(crate::layout::PROFILE_NAME, current.to_str()?)?;
-        if current.components().count() != 1 {
-            return None;
-        }
-        if std::fs::read_link(l.profile_dir.join(&current)).ok()? != Path::new(system) {
+        let p = ProfileDir::open(&self.roots, l).ok()??;
+        let (link, n) = p.current_link().ok()??;
+        if p.dir.read_link(&link).ok()?? != system {
             return None;
         }
         // Nix adds a generation unless the newest one already points there.
@@ -111,14 +117,12 @@ impl Plan {
         // `system-N-link.tmp-…`) sends the call to the full path, which
         // removes it under the lock.
         let mut newest = 0;
-        for e in std::fs::read_dir(&l.profile_dir).ok()? {
-            let file = e.ok()?.file_name();
+        for (file, _) in p.dir.entries().ok()? {
             let f = file.to_str()?;
             if f.starts_with('.') || f.contains(".tmp-") {
                 return None;
             }
-            newest = newest
-                .max(generation::parse_link_name(crate::layout::PROFILE_NAME, f).unwrap_or(0));
+            newest = newest.max(generation::parse_link_name(PROFILE_NAME, f).unwrap_or(0));
         }
         if newest != n {
             return None;
@@ -133,8 +137,91 @@ impl Plan {
     }
 
     /// Creates the profile, GC-root and conf directories (before the profile lock).
-    pub fn prepare_nix_dirs(&self) -> Result<()> {
-        rootfs::prepare_nix_dirs(&self.roots, &self.layout)
+    pub fn prepare_nix_dirs(&mut self) -> Result<()> {
+        self.profile = Some(rootfs::prepare_nix_dirs(&self.roots, &self.layout)?);
+        Ok(())
+    }
+
+    fn profile_dir(&self) -> Result<&ProfileDir> {
+        self.profile
+            .as_ref()
+            .ok_or_else(|| Error::Profile("internal: the profile directory is not open".into()))
+    }
+
+    /// One attempt at the profile lock; after `waited` without it, the
+    /// timeout error. Ok(None): someone else holds it, try again.
+    pub fn try_lock(&self, waited: std::time::Duration) -> Result<Option<ProfileLock>> {
+        let p = self.profile_dir()?;
+        if let Some(l) = p.try_lock()? {
+            return Ok(Some(l));
+        }
+        match profile_lock::timed_out(&p.dir, &p.name, waited, self.lock_timeout) {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// Under the lock: removes what killed writers left.
+    pub fn remove_stale_temps(&self) -> Result<usize> {
+        self.profile_dir()?.remove_stale_temps()
+    }
+
+    /// The store path the profile resolves to, if any.
+    pub fn profile_system(&self) -> Result<Option<String>> {
+        self.profile_dir()?.system()
+    }
+
+    pub fn current_generation(&self) -> Result<u64> {
+        let p = self.profile_dir()?;
+        p.current()?.ok_or_else(|| {
+            Error::Profile(format!(
+                "profile '{}' points at no generation of its own",
+                p.profile_path().display()
+            ))
+        })
+    }
+
+    /// Before libstore's createGeneration adds newest + 1: that must not wrap.
+    pub fn check_generation_room(&self) -> Result<()> {
+        let p = self.profile_dir()?;
+        let newest = p.newest()?;
+        if newest == u64::MAX {
+            return Err(Error::Profile(format!(
+                "profile '{}' has a generation numbered {newest}, so no newer one can be \
+                 numbered; delete it (nix-container delete-generations)",
+                p.profile_path().display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the generation link `link` (a path libstore's createGeneration
+    /// returned, in the profile directory) current.
+    pub fn switch_to_link(&self, link: &str) -> Result<()> {
+        let p = self.profile_dir()?;
+        let n = Path::new(link)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| generation::parse_link_name(&p.name, f))
+            .ok_or_else(|| Error::Profile(format!("'{link}' is not a generation link")))?;
+        if p.current()? != Some(n) {
+            p.switch_to(n)?;
+        }
+        Ok(())
+    }
+
+    /// For `generation = N` / `rollback = true`: switches the profile as
+    /// `nix-env --switch-generation` / `--rollback` do (under the lock).
+    pub fn switch_generation(&self) -> Result<()> {
+        let p = self.profile_dir()?;
+        let numbers: Vec<u64> = p.list()?.iter().map(|g| g.number).collect();
+        let to = match self.spec.target {
+            Target::Generation(n) => Some(n),
+            Target::Rollback => None,
+            Target::System(_) => return Ok(()),
+        };
+        let n = generation::switch_target(&numbers, p.current()?, to).map_err(Error::Profile)?;
+        p.switch_to(n)
     }
 
     /// Prepares the root file system and writes the conf file, under the
@@ -145,12 +232,18 @@ impl Plan {
         let dir = Dir::open_root(&self.roots.config_dir, 0o755)?;
         let file = self.layout.config_file_name();
         if self.system().is_none() {
-            if let Some(bytes) = dir.read(&file)? {
-                let path = &self.layout.config_file;
-                let bad = |msg: String| Error::Conf {
-                    path: path.clone(),
-                    msg,
-                };
+            let path = &self.layout.config_file;
+            let bad = |msg: String| Error::Conf {
+                path: path.clone(),
+                msg,
+            };
+            let found = match dir.read_bounded(&file, MAX_CONF_SIZE)? {
+                Contents::Data(bytes) => Some(bytes),
+                Contents::Missing => None,
+                Contents::TooLarge => return Err(bad(format!("larger than {MAX_CONF_SIZE} bytes"))),
+                Contents::NotRegular(k) => return Err(bad(format!("it is {}", k.describe()))),
+            };
+            if let Some(bytes) = found {
                 let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
                 self.spec.conf = Conf::parse(&text).map_err(bad)?;
                 self.argv = nspawn::argv(&self.spec.conf, &self.roots, &self.layout);

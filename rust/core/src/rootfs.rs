@@ -5,6 +5,7 @@
 use crate::error::Result;
 use crate::fsutil::{Chmod, Dir};
 use crate::layout::{Layout, Roots, HOST_RESOLV_CONF};
+use crate::profile::ProfileDir;
 
 /// Prepares `<state-dir>/NAME`.
 pub fn prepare(roots: &Roots, layout: &Layout, copy_resolv_conf: bool) -> Result<()> {
@@ -49,11 +50,11 @@ fn host_resolv_conf() -> Option<&'static [u8]> {
 }
 
 /// The per-container profile and GC-root directories and the conf directory.
-pub fn prepare_nix_dirs(roots: &Roots, layout: &Layout) -> Result<()> {
-    Dir::open_root(&roots.profiles_dir, 0o700)?.ensure_dir(&layout.name, 0o755, Chmod::Always)?;
+pub fn prepare_nix_dirs(roots: &Roots, layout: &Layout) -> Result<ProfileDir> {
+    let profile = ProfileDir::create(roots, layout)?;
     Dir::open_root(&roots.gcroots_dir, 0o755)?.ensure_dir(&layout.name, 0o755, Chmod::Always)?;
     Dir::open_root(&roots.config_dir, 0o755)?;
-    Ok(())
+    Ok(profile)
 }
 
 #[cfg(test)]
