@@ -65,6 +65,14 @@
 #  include "util.hh"
 #endif
 
+// The detection must agree with the version pkg-config reports (meson passes
+// its minor number): the compile matrix then proves each tier's choice.
+#ifdef NCP_NIX_MINOR
+static_assert(NCP_NIX_API == (NCP_NIX_MINOR >= 34 ? 234 : NCP_NIX_MINOR >= 33 ? 233 : NCP_NIX_MINOR >= 30 ? 230
+                              : NCP_NIX_MINOR >= 28 ? 228 : NCP_NIX_MINOR >= 26 ? 226 : 208),
+    "the Nix headers found do not match the Nix version pkg-config reports");
+#endif
+
 #include <algorithm>
 #include <filesystem>
 #include <string>

@@ -4,6 +4,8 @@
 // one line and registers nothing, instead of failing with undefined symbols
 // or, worse, running with mismatched class layouts.
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <cstdio>
 #include <string>
 
@@ -34,14 +36,28 @@ void loadImpl()
 
 bool versionMatches = false;
 
+// The running Nix's version string, if the symbol is what we take it for: a
+// data object of the size of our std::string (not, say, a function or the
+// std::string of another C++ library, which would be read as garbage).
+const std::string * runningNixVersion()
+{
+    void * sym = dlsym(RTLD_DEFAULT, NCP_NIX_VERSION_SYMBOL);
+    if (!sym) return nullptr;
+    Dl_info info{};
+    void * entry = nullptr;
+    if (!dladdr1(sym, &info, &entry, RTLD_DL_SYMENT) || !entry) return nullptr;
+    auto elf = static_cast<const ElfW(Sym) *>(entry);
+    // ELF32_ST_TYPE is the same macro for 64-bit symbols (the low 4 bits).
+    if (ELF32_ST_TYPE(elf->st_info) != STT_OBJECT || elf->st_size != sizeof(std::string)) return nullptr;
+    return static_cast<const std::string *>(sym);
+}
+
 // Runs when Nix dlopen()s this file, in every Nix version.
 struct Loader
 {
     Loader()
     {
-        const std::string * running = nullptr;
-        for (auto symbol : NCP_NIX_VERSION_SYMBOLS)
-            if (!running) running = static_cast<const std::string *>(dlsym(RTLD_DEFAULT, symbol));
+        const std::string * running = runningNixVersion();
         if (!running) {
             fprintf(stderr, "warning: nix-container-plugin (built for Nix %s) is not loaded: cannot find this Nix's version\n",
                 NCP_NIX_VERSION);

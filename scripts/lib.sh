@@ -4,6 +4,10 @@ set -euo pipefail
 NCP_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Caches live outside the repository and are keyed by what they hold.
 NCP_CACHE_DIR=${NCP_CACHE_DIR:-/var/cache/nix-container-plugin}
+# Scratch space of the tests and the demo: owned by root, writable by no one
+# else (the plugin refuses roots others could have made, and Nix 2.35 a
+# store below a world-writable directory).
+NCP_WORK_DIR=${NCP_WORK_DIR:-/var/lib/nix-container-plugin}
 NCP_BUILD_DIR=${NCP_BUILD_DIR:-$NCP_SRC/build}
 NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
 

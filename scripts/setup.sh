@@ -3,9 +3,10 @@
 #   scripts/setup.sh                      against a Nix with headers that
 #        pkg-config already finds, else Debian's nix-bin plus headers of the
 #        same version from Debian's source package; builds into build/.
-#   scripts/setup.sh --nix-prefix PREFIX  against the Nix installed in PREFIX
-#        (PREFIX/lib/pkgconfig, e.g. from scripts/nix-2.26.sh); builds into
-#        build-nix-VERSION/.
+#   scripts/setup.sh --nix-prefix PREFIX [--in-sid]  against the Nix installed
+#        in PREFIX (PREFIX/lib/pkgconfig); builds into build-nix-VERSION/.
+#        --in-sid compiles in the Debian sid chroot of scripts/sid.sh, as a
+#        Nix from scripts/nix-sid.sh needs (GCC 14+, boost >= 1.90).
 # Prints nothing on stdout but `export PKG_CONFIG_PATH=… NCP_PLUGIN=…` for
 # callers to eval.
 source "$(dirname "$0")/lib.sh"
@@ -134,36 +135,51 @@ nix_pkgconfig_path() {
   echo "$prefix/lib/pkgconfig:/usr/lib/nix/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 }
 
-build() {
+# meson + ninja into $NCP_BUILD_DIR against the Nix whose .pc files are in
+# PKG_CONFIG_PATH ($1). meson keeps the pkg-config results of its first
+# configure: start afresh when the Nix it was configured for changed.
+build_here() {
   export PKG_CONFIG_PATH=$1
-  local version
+  local out=$2 version
   version=$(pkg-config --modversion nix-expr)
-  # meson keeps the pkg-config results of its first configure: start afresh
-  # when the Nix it was configured for changed (e.g. a new cached prefix).
-  local stamp=$NCP_BUILD_DIR/.ncp-pkg-config-path
-  if [ ! -f "$NCP_BUILD_DIR/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$1" ]; then
-    say "configuring the build in $NCP_BUILD_DIR (Nix $version)"
-    rm -rf "$NCP_BUILD_DIR"
-    meson setup "$NCP_BUILD_DIR" "$NCP_SRC" -Dbuildtype=release >&2
+  local stamp=$out/.ncp-pkg-config-path
+  if [ ! -f "$out/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$1" ]; then
+    say "configuring the build in $out (Nix $version)"
+    rm -rf "$out"
+    meson setup "$out" "$NCP_SRC" -Dbuildtype=release >&2
     printf '%s' "$1" > "$stamp"
   fi
   say "building the plugin for Nix $version"
-  ninja -C "$NCP_BUILD_DIR" >&2
+  ninja -C "$out" >&2
 }
 
-nix_prefix=
-case "${1:-}" in
-  --nix-prefix) nix_prefix=${2:?--nix-prefix needs a directory} ;;
-  "") ;;
-  *) die "usage: scripts/setup.sh [--nix-prefix PREFIX]" ;;
-esac
+build() {
+  if [ -n "$in_sid" ]; then
+    "$NCP_SRC/scripts/sid.sh" run -- bash -c 'source "$1/scripts/lib.sh"; '"$(declare -f build_here)"'; build_here "$2" "$3"' \
+      build "$NCP_SRC" "$1" "$NCP_BUILD_DIR"
+  else
+    build_here "$1" "$NCP_BUILD_DIR"
+  fi
+}
+
+nix_prefix= in_sid=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nix-prefix) nix_prefix=${2:?--nix-prefix needs a directory}; shift 2 ;;
+    --in-sid) in_sid=1; shift ;;
+    *) die "usage: scripts/setup.sh [--nix-prefix PREFIX [--in-sid]]" ;;
+  esac
+done
 
 install_packages
 ensure_build_users
 if [ -n "$nix_prefix" ]; then
   pcpath=$nix_prefix/lib/pkgconfig
   [ -f "$pcpath/nix-expr.pc" ] || die "no $pcpath/nix-expr.pc"
-  NCP_BUILD_DIR=$NCP_SRC/build-nix-$(PKG_CONFIG_PATH=$pcpath pkg-config --modversion nix-expr)
+  # Read from the file: the host may lack what its Requires name (--in-sid).
+  version=$(sed -n 's/^Version: *//p' "$pcpath/nix-expr.pc")
+  [ -n "$version" ] || die "no Version in $pcpath/nix-expr.pc"
+  NCP_BUILD_DIR=$NCP_SRC/build-nix-$version
   NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
 else
   pcpath=$(nix_pkgconfig_path)

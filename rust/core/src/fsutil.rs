@@ -122,7 +122,11 @@ fn untrusted_because(path: &Path) -> Option<String> {
             Err(e) => return Some(format!("cannot stat '{}': {e}", dir.display())),
         };
         if m.uid() != 0 {
-            return Some(format!("'{}' is owned by uid {}, not root", dir.display(), m.uid()));
+            return Some(format!(
+                "'{}' is owned by uid {}, not root",
+                dir.display(),
+                m.uid()
+            ));
         }
         let sticky = m.mode() & 0o1000 != 0;
         if m.mode() & 0o022 != 0 && !(sticky && i != last) {
@@ -282,7 +286,11 @@ impl Dir {
     /// opens nothing: no FIFO blocks, no device driver runs) is checked
     /// first and then re-opened through /proc/self/fd, so what is opened is
     /// the very file that was checked. Err(NotRegular) names what it is.
-    pub fn open_regular(&self, name: &str, write: bool) -> Result<Option<(std::fs::File, FileStat)>> {
+    pub fn open_regular(
+        &self,
+        name: &str,
+        write: bool,
+    ) -> Result<Option<(std::fs::File, FileStat)>> {
         let path = self.child_path(name);
         let o_path = match openat(
             self.fd.as_fd(),
@@ -297,9 +305,16 @@ impl Dir {
         let st = fstat(&o_path).map_err(|e| Error::io("stat", &path, e))?;
         let kind = Kind::of(&st);
         if kind != Kind::File {
-            return Err(Error::NotRegular { path, kind: kind.describe() });
+            return Err(Error::NotRegular {
+                path,
+                kind: kind.describe(),
+            });
         }
-        let access = if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
+        let access = if write {
+            OFlag::O_RDWR
+        } else {
+            OFlag::O_RDONLY
+        };
         let fd = nix::fcntl::open(
             format!("/proc/self/fd/{}", o_path.as_raw_fd()).as_str(),
             access | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
@@ -345,7 +360,8 @@ impl Dir {
     pub fn entries(&self) -> Result<Vec<(OsString, Option<Kind>)>> {
         let fd = openat(self.fd.as_fd(), ".", dir_flags(), Mode::empty())
             .map_err(|e| Error::io("read directory", &self.path, e))?;
-        let mut d = nix::dir::Dir::from_fd(fd).map_err(|e| Error::io("read directory", &self.path, e))?;
+        let mut d =
+            nix::dir::Dir::from_fd(fd).map_err(|e| Error::io("read directory", &self.path, e))?;
         let mut out = Vec::new();
         for e in d.iter() {
             let e = e.map_err(|e| Error::io("read directory", &self.path, e))?;
@@ -492,7 +508,10 @@ mod tests {
             Err(Error::NotRegular { .. })
         ));
         assert!(d.replace_file("f", b"x", 0o644).unwrap());
-        assert_eq!(d.read_bounded("f", 10).unwrap(), Contents::Data(b"x".to_vec()));
+        assert_eq!(
+            d.read_bounded("f", 10).unwrap(),
+            Contents::Data(b"x".to_vec())
+        );
         std::fs::write(d.child_path("big"), vec![b'a'; 11]).unwrap();
         assert_eq!(d.read_bounded("big", 10).unwrap(), Contents::TooLarge);
         assert_eq!(d.read_bounded("none", 10).unwrap(), Contents::Missing);
@@ -516,7 +535,10 @@ mod tests {
         let open = t.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = Dir::open_root(&open.join("root"), 0o755).err().unwrap().to_string();
+        let e = Dir::open_root(&open.join("root"), 0o755)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("writable by its group or by others"), "{e}");
         // Sticky and world-writable (as /tmp) above a root-owned root is fine.
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -526,7 +548,10 @@ mod tests {
         let owned = t.path().join("owned");
         std::fs::create_dir(&owned).unwrap();
         nix::unistd::chown(&owned, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
-        let e = Dir::open_root(&owned.join("x"), 0o755).err().unwrap().to_string();
+        let e = Dir::open_root(&owned.join("x"), 0o755)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("owned by uid 4242"), "{e}");
     }
 }

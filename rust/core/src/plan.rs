@@ -240,7 +240,9 @@ impl Plan {
             let found = match dir.read_bounded(&file, MAX_CONF_SIZE)? {
                 Contents::Data(bytes) => Some(bytes),
                 Contents::Missing => None,
-                Contents::TooLarge => return Err(bad(format!("larger than {MAX_CONF_SIZE} bytes"))),
+                Contents::TooLarge => {
+                    return Err(bad(format!("larger than {MAX_CONF_SIZE} bytes")))
+                }
                 Contents::NotRegular(k) => return Err(bad(format!("it is {}", k.describe()))),
             };
             if let Some(bytes) = found {

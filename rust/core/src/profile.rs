@@ -140,7 +140,9 @@ impl ProfileDir {
             if f.contains(".tmp-") {
                 continue;
             }
-            let Some(st) = self.dir.stat(f)? else { continue };
+            let Some(st) = self.dir.stat(f)? else {
+                continue;
+            };
             if kind.unwrap_or(Kind::Symlink) != Kind::Symlink {
                 continue;
             }
@@ -372,7 +374,8 @@ mod tests {
     fn removes_only_stale_temporaries() {
         let t = tempfile::tempdir().unwrap();
         let p = profile_dir(&t);
-        let link = |n: &str| std::os::unix::fs::symlink("/nix/store/x", p.dir.child_path(n)).unwrap();
+        let link =
+            |n: &str| std::os::unix::fs::symlink("/nix/store/x", p.dir.child_path(n)).unwrap();
         for n in [
             "system-1-link",
             "system-2-link.tmp-123-456",
@@ -428,7 +431,8 @@ mod tests {
         assert_eq!(p.list().unwrap().len(), 2);
         assert!(p.switch_to(1).is_err());
         // 64-bit numbers, as Nix 2.26+ reads them.
-        std::os::unix::fs::symlink("/nix/store/big", p.dir.child_path("system-4294967296-link")).unwrap();
+        std::os::unix::fs::symlink("/nix/store/big", p.dir.child_path("system-4294967296-link"))
+            .unwrap();
         assert_eq!(p.newest().unwrap(), 4294967296);
     }
 
@@ -442,8 +446,12 @@ mod tests {
         .unwrap();
         let other = ProfileDir::create(&roots, &roots.container("other")).unwrap();
         std::os::unix::fs::symlink(&other.dir.path, roots.profiles_dir.join("web")).unwrap();
-        let e = ProfileDir::open(&roots, &roots.container("web")).err().unwrap();
+        let e = ProfileDir::open(&roots, &roots.container("web"))
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Planted { .. }), "{e}");
-        assert!(ProfileDir::open(&roots, &roots.container("none")).unwrap().is_none());
+        assert!(ProfileDir::open(&roots, &roots.container("none"))
+            .unwrap()
+            .is_none());
     }
 }

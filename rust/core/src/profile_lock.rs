@@ -147,7 +147,9 @@ impl ProfileLock {
                 return Err(e);
             }
             if interrupted() {
-                return Err(Error::Profile("interrupted while waiting for the profile lock".into()));
+                return Err(Error::Profile(
+                    "interrupted while waiting for the profile lock".into(),
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -155,7 +157,12 @@ impl ProfileLock {
 }
 
 /// The error for a wait of `waited` on the lock, if that is `timeout` or more.
-pub fn timed_out(dir: &Dir, profile_name: &str, waited: Duration, timeout: Duration) -> Option<Error> {
+pub fn timed_out(
+    dir: &Dir,
+    profile_name: &str,
+    waited: Duration,
+    timeout: Duration,
+) -> Option<Error> {
     (waited >= timeout).then(|| {
         Error::Profile(format!(
             "timed out after {}s waiting for the profile lock '{}': another process (nix-env, \
@@ -172,7 +179,11 @@ impl Drop for ProfileLock {
         if let Some(mut lock) = self.lock.take() {
             // Nix's order: unlink, then mark the (now nameless) file stale
             // for anyone already waiting on it.
-            let _ = unlinkat(self.dir.as_fd(), self.name.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(
+                self.dir.as_fd(),
+                self.name.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
             let _ = lock.write_all(b"d");
         }
     }
@@ -198,8 +209,13 @@ mod tests {
                 std::thread::spawn(move || {
                     let d = Dir::open_root(&path, 0o755).unwrap();
                     for _ in 0..50 {
-                        let _l = ProfileLock::acquire(&d, "system", Duration::from_secs(30), &mut || false)
-                            .unwrap();
+                        let _l = ProfileLock::acquire(
+                            &d,
+                            "system",
+                            Duration::from_secs(30),
+                            &mut || false,
+                        )
+                        .unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
                         std::thread::yield_now();
                         inside.fetch_sub(1, Ordering::SeqCst);
@@ -220,21 +236,36 @@ mod tests {
         let victim = t.path().join("victim");
         std::fs::write(&victim, "secret").unwrap();
         std::os::unix::fs::symlink(&victim, t.path().join("system.lock")).unwrap();
-        let e = ProfileLock::try_acquire(&d, "system").err().unwrap().to_string();
+        let e = ProfileLock::try_acquire(&d, "system")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("it is a symlink"), "{e}");
         std::fs::remove_file(t.path().join("system.lock")).unwrap();
         std::fs::hard_link(&victim, t.path().join("system.lock")).unwrap();
-        let e = ProfileLock::try_acquire(&d, "system").err().unwrap().to_string();
+        let e = ProfileLock::try_acquire(&d, "system")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("2 hard links"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret");
         std::fs::remove_file(t.path().join("system.lock")).unwrap();
-        nix::unistd::mkfifo(&t.path().join("system.lock"), Mode::from_bits_truncate(0o600)).unwrap();
-        let e = ProfileLock::try_acquire(&d, "system").err().unwrap().to_string();
+        nix::unistd::mkfifo(
+            &t.path().join("system.lock"),
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let e = ProfileLock::try_acquire(&d, "system")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("FIFO"), "{e}");
         std::fs::remove_file(t.path().join("system.lock")).unwrap();
         // A stale (non-empty) file left in place is replaced, not spun on.
         std::fs::write(t.path().join("system.lock"), "d").unwrap();
-        let l = ProfileLock::try_acquire(&d, "system").unwrap().expect("lock");
+        let l = ProfileLock::try_acquire(&d, "system")
+            .unwrap()
+            .expect("lock");
         drop(l);
         assert!(!t.path().join("system.lock").exists());
     }
