@@ -56,7 +56,7 @@ fn bad_names_are_refused_with_the_rule() {
     for (name, problem) in [
         ("", "it is empty"),
         ("abcdefghijkl", "it is 12 bytes long, more than 11"),
-        ("..", "it contains '..'"),
+        ("..", "it contains the character '.'"),
         ("a/b", "it contains '/'"),
         ("-web", "it starts with '-'"),
         ("Web", "it contains the upper-case letter 'W'"),

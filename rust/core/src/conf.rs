@@ -31,9 +31,15 @@ pub const WORD_LISTS: &[&str] = &["INTERFACES", "MACVLANS", "EXTRA_NSPAWN_FLAGS"
 
 pub const HEADER: &str = "# Written by nix-container-plugin (builtins.containerProfile); changes here are overwritten.\n";
 
+/// The characters a conf value may hold, besides ASCII letters and digits:
+/// none of them means anything to systemd's EnvironmentFile= parser, to
+/// bash when it sources the file (`;&|<>()` would end the assignment and run
+/// a command, `~` would expand), to nixos-container's `KEY=(.*)` reader, or to
+/// the start script's word splitting and globbing of an unquoted `$KEY`.
+pub const SAFE_PUNCTUATION: &str = "._/:,=+@%-";
+
 /// Why a single word cannot go into the conf file, if it cannot.
-/// `globs`: the word ends up unquoted in the start script, so `*?[` expand.
-fn word_problem(word: &str, globs: bool) -> Option<String> {
+fn word_problem(word: &str) -> Option<String> {
     if word.is_empty() {
         return Some("it is empty".into());
     }
@@ -41,23 +47,16 @@ fn word_problem(word: &str, globs: bool) -> Option<String> {
         // The plugin turns bytes that are not UTF-8 into U+FFFD.
         return Some("it is not valid UTF-8 text".into());
     }
-    if let Some(c) = word.chars().find(|c| c.is_control()) {
-        return Some(format!(
-            "it contains the control character {c:?} (e.g. a newline)"
-        ));
-    }
-    if let Some(c) = word.chars().find(|c| c.is_whitespace()) {
-        return Some(format!("it contains white space {c:?}"));
-    }
-    if let Some(c) = word.chars().find(|c| "\"'\\$`".contains(*c)) {
-        return Some(format!("it contains {c:?}"));
-    }
-    if globs {
-        if let Some(c) = word.chars().find(|c| "*?[".contains(*c)) {
-            return Some(format!("it contains the glob character {c:?}"));
-        }
-    }
-    None
+    let c = word
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || SAFE_PUNCTUATION.contains(*c)))?;
+    Some(if c.is_control() {
+        format!("it contains the control character {c:?} (e.g. a newline)")
+    } else if c.is_whitespace() {
+        format!("it contains white space {c:?}")
+    } else {
+        format!("it contains the character {c:?}")
+    })
 }
 
 /// Whether a key's value is a list of words (written in double quotes): ours
@@ -67,15 +66,15 @@ fn is_word_list(key: &str, quoted: bool) -> bool {
 }
 
 /// Checks that `word` can be written as one conf word for attribute `attr`.
-pub fn check_word(attr: &str, word: &str, globs: bool) -> Result<()> {
-    match word_problem(word, globs) {
+pub fn check_word(attr: &str, word: &str) -> Result<()> {
+    match word_problem(word) {
         None => Ok(()),
         Some(p) => Err(Error::attr(
             attr,
             format!(
                 "{word:?} cannot be written to the container's conf file: {p}. \
-                 Values there are split at white space by NixOS's start script and may not \
-                 contain quotes, '\\', '$', '`', control characters or (in flags) '*?['"
+                 Its values are read by systemd, sourced by shells and split at white space \
+                 by NixOS's start script, so they hold only ASCII letters, digits and {SAFE_PUNCTUATION}"
             ),
         )),
     }
@@ -100,10 +99,10 @@ impl Conf {
         if word_list {
             // Single spaces separate words; anything else must pass as a word.
             for w in value.split(' ').filter(|w| !w.is_empty()) {
-                check_word(attr, w, true)?;
+                check_word(attr, w)?;
             }
         } else if !value.is_empty() {
-            check_word(attr, &value, false)?;
+            check_word(attr, &value)?;
         }
         self.entries.retain(|(k, _)| k != key);
         self.entries.push((key.to_owned(), value));
@@ -181,11 +180,11 @@ impl Conf {
                 value
                     .split(' ')
                     .filter(|w| !w.is_empty())
-                    .find_map(|w| word_problem(w, true))
+                    .find_map(word_problem)
             } else if value.is_empty() {
                 None
             } else {
-                word_problem(value, false)
+                word_problem(value)
             };
             if let Some(p) = problem {
                 return Err(bad(&format!("the value of {key}: {p}")));
@@ -265,6 +264,12 @@ mod tests {
             ("EXTRA_NSPAWN_FLAGS", " --x=`id`"),
             ("EXTRA_NSPAWN_FLAGS", " --x=a\\b"),
             ("EXTRA_NSPAWN_FLAGS", " --x\t--y"),
+            ("HOST_BRIDGE", "br0;reboot"),
+            ("NETWORK_NAMESPACE_PATH", "/run/netns/x&&id"),
+            ("HOST_BRIDGE", "a|b"),
+            ("HOST_BRIDGE", "$(id)"),
+            ("NETWORK_NAMESPACE_PATH", "/a>b"),
+            ("NETWORK_NAMESPACE_PATH", "~root"),
         ] {
             let e = Conf::default()
                 .set("attr", key, v.into())

@@ -71,32 +71,55 @@ fn check_mac(attr: &str, v: &str) -> Result<()> {
     }
 }
 
-/// A Linux interface name: 1 to 15 bytes, no '/', ':' or white space.
+/// A Linux interface name as the kernel's dev_valid_name takes it (1 to 15
+/// bytes, not `.` or `..`, no '/', ':' or white space), and a conf word.
 fn check_interface(attr: &str, v: &str) -> Result<()> {
     let ok = !v.is_empty()
         && v.len() <= 15
         && v != "."
         && v != ".."
-        && v.chars()
-            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+        && !v.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
     if !ok {
-        return attr_err(attr, format!("{v:?} is not a network interface name (1 to 15 printable ASCII bytes, no '/', ':' or space)"));
+        return attr_err(attr, format!("{v:?} is not a network interface name (1 to 15 bytes, not '.' or '..', no '/', ':' or white space)"));
     }
-    check_word(attr, v, true)
+    check_word(attr, v)
 }
 
-/// A path for a bind mount: absolute, and without ':' (nspawn's separator).
-fn check_bind_path(attr: &str, v: &str) -> Result<()> {
+/// An absolute path in normal form: no empty, `.` or `..` component and no
+/// trailing '/' (what the host binds or points at is then exactly what it
+/// reads), and a conf word.
+fn check_path(attr: &str, v: &str) -> Result<()> {
     if !v.starts_with('/') {
         return attr_err(attr, format!("{v:?} is not an absolute path"));
     }
+    if v != "/" {
+        if let Some(c) = v[1..]
+            .split('/')
+            .find(|c| c.is_empty() || *c == "." || *c == "..")
+        {
+            let what = if c.is_empty() {
+                "an empty component ('//' or a trailing '/')".to_owned()
+            } else {
+                format!("a '{c}' component")
+            };
+            return attr_err(
+                attr,
+                format!("{v:?} has {what}; give the path in normal form"),
+            );
+        }
+    }
+    check_word(attr, v)
+}
+
+/// A path for a bind mount: a normal absolute path without ':' (nspawn's separator).
+fn check_bind_path(attr: &str, v: &str) -> Result<()> {
     if v.contains(':') {
         return attr_err(
             attr,
             format!("{v:?} contains ':', which systemd-nspawn reads as a separator in --bind"),
         );
     }
-    check_word(attr, v, true)
+    check_path(attr, v)
 }
 
 fn private_users(v: &Option<serde_json::Value>) -> Result<String> {
@@ -224,13 +247,7 @@ impl Spec {
             if a.private_network || !a.interfaces.is_empty() {
                 return attr_err("networkNamespace", "excludes privateNetwork and interfaces");
             }
-            if !ns.starts_with('/') {
-                return attr_err(
-                    "networkNamespace",
-                    format!("{ns:?} is not an absolute path"),
-                );
-            }
-            check_word("networkNamespace", ns, false)?;
+            check_path("networkNamespace", ns)?;
             c.set("networkNamespace", "NETWORK_NAMESPACE_PATH", ns.clone())?;
         }
         c.set(
@@ -312,11 +329,13 @@ fn extra_flags(a: &Args) -> Result<Vec<String>> {
                 format!("{t:?} is not an absolute path (PATH[:OPTIONS])"),
             );
         }
-        check_word(&attr, t, true)?;
+        let (path, _options) = t.split_once(':').unwrap_or((t, ""));
+        check_path(&attr, path)?;
+        check_word(&attr, t)?;
         flags.push(format!("--tmpfs={t}"));
     }
     for (i, f) in a.extra_flags.iter().enumerate() {
-        check_word(&format!("extraFlags[{i}]"), f, true)?;
+        check_word(&format!("extraFlags[{i}]"), f)?;
         flags.push(f.clone());
     }
     Ok(flags)
@@ -421,6 +440,27 @@ mod tests {
             (r#","privateUsers":"maybe""#, "privateUsers"),
             (r#","privateUsers":-1"#, "privateUsers"),
             (r#","interfaces":["eth0\n"]"#, "interfaces[0]"),
+            (r#","interfaces":["eth0;id"]"#, "interfaces[0]"),
+            (r#","interfaces":["abcdefghijklmnop"]"#, "interfaces[0]"),
+            (
+                r#","privateNetwork":true,"hostBridge":"br0&&id""#,
+                "hostBridge",
+            ),
+            (
+                r#","networkNamespace":"/run/netns/x|id""#,
+                "networkNamespace",
+            ),
+            (r#","networkNamespace":"/run/../etc""#, "networkNamespace"),
+            (
+                r#","bindMounts":{"/a/../../etc":{}}"#,
+                "bindMounts./a/../../etc.mountPoint",
+            ),
+            (
+                r#","bindMounts":{"/a":{"hostPath":"/srv/./x"}}"#,
+                "bindMounts./a.hostPath",
+            ),
+            (r#","bindMounts":{"/a/":{}}"#, "bindMounts./a/.mountPoint"),
+            (r#","tmpfs":["/var/../x"]"#, "tmpfs[0]"),
             (
                 r#","networkNamespace":"/run/netns/x","privateNetwork":true"#,
                 "networkNamespace",
