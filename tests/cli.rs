@@ -283,8 +283,16 @@ fn a_private_network_gets_its_addresses_on_both_sides() {
     ));
     env.cli_ok(&["start", name]);
     env.wait_for_mark(name, "state", "running");
-    let inside = env.cli_ok(&["run", name, "--", "ip", "-4", "addr", "show", "host0"]);
+    // As NixOS's container init wrapper: nspawn's host0 renamed to eth0.
+    let inside = env.cli_ok(&["run", name, "--", "ip", "-4", "addr", "show", "eth0"]);
     assert!(inside.contains("10.231.77.2"), "{inside}");
+    let links = env.cli_ok(&["run", name, "--", "ip", "-o", "link"]);
+    assert!(!links.contains("host0"), "{links}");
+    let routes = env.cli_ok(&["run", name, "--", "ip", "route"]);
+    assert!(
+        routes.contains("default via 10.231.77.1 dev eth0"),
+        "{routes}"
+    );
     let host = Command::new("ip")
         .args(["-4", "addr", "show", &format!("ve-{name}")])
         .output()

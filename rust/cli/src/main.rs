@@ -5,10 +5,12 @@
 
 mod commands;
 mod container;
+mod enter;
 mod error;
-mod files;
+mod identity;
 mod network;
-mod procs;
+mod output;
+mod pty;
 mod runner;
 
 use std::process::ExitCode;
@@ -72,9 +74,13 @@ struct RootArgs {
     /// Who runs systemd-nspawn: systemd (container@NAME.service), this tool, or auto.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     runner: RunnerChoice,
-    /// Seconds start and stop wait before giving up (stop then kills).
+    /// Seconds start waits for the init, and stop for it to halt before
+    /// it is killed.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
+    /// Seconds to wait for a profile lock (held by nix-env, an evaluation, …).
+    #[arg(long, global = true, default_value_t = ncp_core::layout::DEFAULT_LOCK_TIMEOUT_SECS, value_name = "SECONDS")]
+    container_lock_timeout: u64,
 }
 
 #[derive(Parser, Debug)]
@@ -99,8 +105,12 @@ enum Cmd {
     },
     /// Start a container (idempotent).
     Start { name: String },
-    /// Halt a container: SIGRTMIN+3 to its init, wait, then kill (idempotent).
+    /// Halt a container: SIGRTMIN+3 to its init, at most --timeout, then kill (idempotent).
     Stop { name: String },
+    /// Kill a container at once (SIGKILL to everything in it).
+    Terminate { name: String },
+    /// Stop, then start a container.
+    Restart { name: String },
     /// Show a container; exits 4 when it is not running.
     Status {
         name: String,
@@ -164,14 +174,14 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         gcroots_dir: s(&r.container_gcroots_dir),
         run_dir: s(&r.container_run_dir),
         legacy_layout: r.container_legacy_layout,
-        lock_timeout_secs: 0,
+        lock_timeout_secs: r.container_lock_timeout,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Ctx {
         runner: Runner::detect(r.runner, &roots),
         roots,
         timeout: Duration::from_secs(r.timeout),
-        lock_timeout: ncp_core::layout::Settings::default().lock_timeout(),
+        lock_timeout: Duration::from_secs(r.container_lock_timeout),
     })
 }
 
@@ -182,6 +192,8 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::List { json } => commands::list(&ctx, *json)?,
         Cmd::Start { name } => commands::start(&c(name)?)?,
         Cmd::Stop { name } => commands::stop(&c(name)?)?,
+        Cmd::Terminate { name } => commands::terminate(&c(name)?)?,
+        Cmd::Restart { name } => commands::restart(&c(name)?)?,
         Cmd::Status { name, json } => commands::status(&c(name)?, *json)?,
         Cmd::Reload { name } => commands::reload(&c(name)?)?,
         Cmd::Apply {
@@ -204,6 +216,10 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when our reader goes away
+    // (`nix-container status | head`) instead of panicking on EPIPE.
+    // SAFETY: setting a signal's disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),

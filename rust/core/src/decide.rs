@@ -1,7 +1,9 @@
 //! What `apply` does to one container after its profile or conf changed: a
-//! pure function of facts the runtime gathered (the conf the container was
-//! started with, saved at start, against the current one; the system running
-//! inside against the one the profile points at).
+//! pure function of facts the runtime gathered, all of them the host's own
+//! records (the conf the container was started with, saved at start,
+//! against the current one; the system the host booted or last activated
+//! in it against the one the profile points at). Nothing the container says
+//! about itself (its /run/current-system) decides anything.
 
 use serde::Serialize;
 
@@ -34,9 +36,10 @@ pub struct Facts<'a> {
     pub running: bool,
     /// The conf file now (None: there is none).
     pub conf: Option<&'a Conf>,
-    /// The conf saved when the running container was started.
+    /// The conf saved when this tool started the running container (None:
+    /// something else started it).
     pub started_conf: Option<&'a Conf>,
-    /// What /run/current-system is inside the running container.
+    /// The system this tool booted or last activated in it.
     pub running_system: Option<&'a str>,
     /// Where the profile points.
     pub profile_system: Option<&'a str>,
@@ -74,9 +77,11 @@ pub fn decide(f: &Facts) -> Decision {
         };
     }
     let Some(started) = f.started_conf else {
+        // Stock NixOS's container@.service, or another tool, started it:
+        // restarting it on a guess could break what they manage.
         return d(
-            Action::Restart,
-            "no record of the conf it was started with".into(),
+            Action::Nothing,
+            "running, but not started by nix-container (no record of its start); left alone".into(),
         );
     };
     let keys = changed_keys(started, conf);
@@ -130,7 +135,7 @@ mod tests {
         // autoStart alone does not restart; any other key does, before reload.
         assert_eq!(run(Some(&auto), Some(&a), s1, s1), Action::Nothing);
         assert_eq!(run(Some(&b), Some(&a), s1, s2), Action::Restart);
-        assert_eq!(run(Some(&a), None, s1, s1), Action::Restart);
+        assert_eq!(run(Some(&a), None, s1, s2), Action::Nothing);
         assert_eq!(run(None, Some(&a), s1, s1), Action::Stop);
         let stopped = |conf| {
             decide(&Facts {

@@ -37,6 +37,9 @@ pub enum Error {
     #[error("{0}")]
     Profile(String),
 
+    #[error("refusing to remove anything: something is mounted at {}; unmount it first (is the container still running?)", paths.iter().map(|p| format!("'{}'", p.display())).collect::<Vec<_>>().join(", "))]
+    Mounted { paths: Vec<PathBuf> },
+
     #[error("cannot {op} '{}': {source}", path.display())]
     Io {
         op: &'static str,

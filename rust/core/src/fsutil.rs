@@ -448,6 +448,127 @@ impl Dir {
     }
 }
 
+/// The id of the mount a descriptor's file is on (statx STATX_MNT_ID):
+/// unlike st_dev, it tells a bind mount from the file system it came from.
+pub fn mount_id(fd: &impl AsFd) -> std::io::Result<u64> {
+    // SAFETY: statx on a valid descriptor with an empty path and
+    // AT_EMPTY_PATH fills `buf`, which lives on our stack.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut buf,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if buf.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(std::io::Error::other(
+            "the kernel does not report mount ids (Linux < 5.8)",
+        ));
+    }
+    Ok(buf.stx_mnt_id)
+}
+
+impl Dir {
+    /// Every mount point at or below this directory (paths for messages),
+    /// found by comparing mount ids while walking by descriptor: a path
+    /// through a symlink, or a bind mount of the same file system, cannot
+    /// hide one.
+    pub fn mounts_below(&self) -> Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        let parent = mount_id(&self.fd).map_err(|e| Error::io("stat", &self.path, e))?;
+        self.collect_mounts(parent, &mut found)?;
+        Ok(found)
+    }
+
+    fn collect_mounts(&self, mnt: u64, found: &mut Vec<PathBuf>) -> Result<()> {
+        for (name, kind) in self.entries()? {
+            let Some(name) = name.to_str() else {
+                // Not UTF-8: open it by bytes is not supported by our Dir
+                // helpers; a directory there must not hide a mount.
+                return Err(Error::io(
+                    "walk",
+                    &self.path,
+                    std::io::Error::other("a name that is not UTF-8"),
+                ));
+            };
+            let is_dir = match kind {
+                Some(k) => k == Kind::Dir,
+                None => self.kind(name)? == Some(Kind::Dir),
+            };
+            if !is_dir {
+                continue;
+            }
+            let Some(child) = self.open_dir_if_exists(name)? else {
+                continue;
+            };
+            let id = mount_id(&child.fd).map_err(|e| Error::io("stat", &child.path, e))?;
+            if id != mnt {
+                found.push(child.path.clone());
+            } else {
+                child.collect_mounts(mnt, found)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `name` and everything below it without following a link and
+    /// without crossing into another mount: if anything below is a mount
+    /// point, nothing is removed and the error names them.
+    pub fn remove_tree(&self, name: &str) -> Result<bool> {
+        match self.kind(name)? {
+            None => return Ok(false),
+            Some(Kind::Dir) => {}
+            Some(_) => return self.unlink(name),
+        }
+        let dir = self.open_dir(name)?;
+        if mount_id(&dir.fd).map_err(|e| Error::io("stat", &dir.path, e))?
+            != mount_id(&self.fd).map_err(|e| Error::io("stat", &self.path, e))?
+        {
+            return Err(Error::Mounted {
+                paths: vec![dir.path.clone()],
+            });
+        }
+        let mounts = dir.mounts_below()?;
+        if !mounts.is_empty() {
+            return Err(Error::Mounted { paths: mounts });
+        }
+        dir.empty()?;
+        drop(dir);
+        self.rmdir(name)
+    }
+
+    /// Removes everything in this directory (checked for mounts by the caller).
+    fn empty(&self) -> Result<()> {
+        for (name, kind) in self.entries()? {
+            let Some(name) = name.to_str() else {
+                return Err(Error::io(
+                    "remove",
+                    &self.path,
+                    std::io::Error::other("a name that is not UTF-8"),
+                ));
+            };
+            let is_dir = match kind {
+                Some(k) => k == Kind::Dir,
+                None => self.kind(name)? == Some(Kind::Dir),
+            };
+            if is_dir {
+                let child = self.open_dir(name)?;
+                child.empty()?;
+                self.rmdir(name)?;
+            } else {
+                self.unlink(name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +648,36 @@ mod tests {
         assert!(!Path::new("/nonexistent/target").exists());
         d.touch("f", 0o644).unwrap();
         assert!(d.child_path("f").is_file());
+    }
+
+    #[test]
+    fn remove_tree_never_crosses_a_mount_or_follows_a_link() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(t.path(), 0o755).unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "x").unwrap();
+        std::fs::create_dir_all(t.path().join("tree/a/b")).unwrap();
+        std::fs::write(t.path().join("tree/a/b/f"), "x").unwrap();
+        symlink(&outside, t.path().join("tree/a/link")).unwrap();
+        // A bind mount below (of the same file system: st_dev is equal).
+        std::fs::create_dir_all(t.path().join("tree/a/mnt")).unwrap();
+        let mnt = t.path().join("tree/a/mnt");
+        nix::mount::mount(
+            Some(&outside),
+            &mnt,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        let e = d.remove_tree("tree").err().unwrap();
+        nix::mount::umount(&mnt).unwrap();
+        assert!(e.to_string().contains("/tree/a/mnt"), "{e}");
+        assert!(t.path().join("tree/a/b/f").exists(), "nothing removed");
+        assert!(d.remove_tree("tree").unwrap());
+        assert!(!t.path().join("tree").exists());
+        assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "x");
     }
 
     #[test]

@@ -18,11 +18,16 @@ pub const PROFILES_SUBDIR: &str = "profiles/per-container";
 pub const GCROOTS_SUBDIR: &str = "gcroots/per-container";
 /// The container's system profile is `<profiles>/NAME/system`.
 pub const PROFILE_NAME: &str = "system";
-/// Runtime records of the CLI (pid file, console log, the conf a container
-/// was started with): gone after a reboot, as the containers are.
+/// Runtime records of the CLI, facts the host recorded itself and so can
+/// trust (unlike anything inside the container): gone after a reboot, as
+/// the containers are.
 pub const DEFAULT_RUN_DIR: &str = "/run/nix-container";
+/// The conf a running container was started with.
 pub const STARTED_CONF: &str = "started.conf";
-pub const PID_FILE: &str = "nspawn.pid";
+/// The system the host last booted or activated in it.
+pub const ACTIVE_SYSTEM: &str = "system";
+/// Which process is its systemd-nspawn: pid, start time, boot id.
+pub const NSPAWN_RECORD: &str = "nspawn.json";
 pub const CONSOLE_LOG: &str = "console.log";
 /// The host's resolver configuration, copied in when COPY_RESOLV_CONF=1.
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";

@@ -31,12 +31,20 @@ fn attr_err<T>(attr: &str, msg: impl Into<String>) -> Result<T> {
     Err(Error::attr(attr, msg))
 }
 
-/// `ADDR` or `ADDR/PREFIX`, as NixOS passes to `ip addr add`.
-fn check_address(attr: &str, v: &str, v6: bool) -> Result<()> {
+/// `ADDR`, or for a local address `ADDR/PREFIX`, as NixOS passes to `ip
+/// addr add`. A host address is also the container's gateway (`ip route add
+/// default via HOST_ADDRESS` in NixOS's init wrapper), so it takes no prefix.
+fn check_address(attr: &str, v: &str, v6: bool, prefix_allowed: bool) -> Result<()> {
     let (addr, prefix) = match v.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (v, None),
     };
+    if prefix.is_some() && !prefix_allowed {
+        return attr_err(
+            attr,
+            format!("{v:?} has a prefix length; the host address is also the container's gateway, give it without /PREFIX"),
+        );
+    }
     let (ok, max) = if v6 {
         (addr.parse::<Ipv6Addr>().is_ok(), 128)
     } else {
@@ -227,14 +235,32 @@ impl Spec {
             if !ports.is_empty() {
                 c.set("forwardPorts", "HOST_PORT", ports.join(","))?;
             }
-            for (attr, key, v, v6) in [
-                ("hostAddress", "HOST_ADDRESS", &a.host_address, false),
-                ("hostAddress6", "HOST_ADDRESS6", &a.host_address6, true),
-                ("localAddress", "LOCAL_ADDRESS", &a.local_address, false),
-                ("localAddress6", "LOCAL_ADDRESS6", &a.local_address6, true),
+            for (attr, key, v, v6, local) in [
+                ("hostAddress", "HOST_ADDRESS", &a.host_address, false, false),
+                (
+                    "hostAddress6",
+                    "HOST_ADDRESS6",
+                    &a.host_address6,
+                    true,
+                    false,
+                ),
+                (
+                    "localAddress",
+                    "LOCAL_ADDRESS",
+                    &a.local_address,
+                    false,
+                    true,
+                ),
+                (
+                    "localAddress6",
+                    "LOCAL_ADDRESS6",
+                    &a.local_address6,
+                    true,
+                    true,
+                ),
             ] {
                 if let Some(v) = v {
-                    check_address(attr, v, v6)?;
+                    check_address(attr, v, v6, local)?;
                     c.set(attr, key, v.clone())?;
                 }
             }

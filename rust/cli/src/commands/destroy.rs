@@ -1,0 +1,76 @@
+//! `destroy`: everything of a container under the roots goes, and nothing
+//! else. Every directory is removed through descriptors, never following a
+//! link and never crossing into another mount (fsutil::remove_tree); if
+//! anything is mounted below any of them, nothing is removed.
+
+use std::path::Path;
+
+use ncp_core::fsutil::Dir;
+
+use crate::commands::{lifecycle, profile};
+use crate::container::Container;
+use crate::error::{failed, Result};
+use crate::say;
+
+/// The directories of `c`, each as (its root, its name there).
+fn trees<'a>(c: &'a Container) -> [(&'a Path, &'a str); 4] {
+    let r = &c.ctx.roots;
+    let n = c.name();
+    [
+        (&r.state_dir, n),
+        (&r.profiles_dir, n),
+        (&r.gcroots_dir, n),
+        (&r.run_dir, n),
+    ]
+}
+
+pub fn destroy(c: &Container) -> Result<()> {
+    lifecycle::stop(c)?;
+    if c.nspawn().is_some() {
+        return Err(failed(format!(
+            "container '{}' is still running; not destroying it",
+            c.name()
+        )));
+    }
+    // First look everywhere; remove only when nothing is mounted anywhere.
+    let mut opened = Vec::new();
+    for (root, name) in trees(c) {
+        let Some(parent) = Dir::open_existing_root(root)? else {
+            continue;
+        };
+        if let Some(dir) = parent.open_dir_if_exists(name)? {
+            let mounts = dir.mounts_below()?;
+            if !mounts.is_empty() {
+                return Err(failed(format!(
+                    "container '{}': refusing to destroy while something is mounted below '{}': {}",
+                    c.name(),
+                    dir.path.display(),
+                    mounts
+                        .iter()
+                        .map(|m| m.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        opened.push((parent, name));
+    }
+    // The profile's generations go under its lock, as nix-env would.
+    if c.profile_dir()?.is_some() {
+        let (p, _lock) = profile::lock(c)?;
+        for g in p.list()? {
+            p.delete(g.number)?;
+        }
+        p.dir.unlink(&p.name)?;
+    }
+    for (parent, name) in &opened {
+        parent.remove_tree(name)?;
+    }
+    // The conf file last, so that an interrupted destroy still lists the
+    // container and can be run again.
+    if let Some(d) = Dir::open_existing_root(&c.ctx.roots.config_dir)? {
+        d.unlink(&c.layout.config_file_name())?;
+    }
+    say!("{}: destroyed", c.name());
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Starting, stopping and looking at containers.
+
+use std::time::{Duration, Instant};
+
+use ncp_core::layout::STARTED_CONF;
+
+use crate::container::{Container, Ctx};
+use crate::error::{failed, CliError, Result};
+use crate::output::print_json;
+use crate::runner::{wait_until, Runner};
+use crate::{network, say};
+
+pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
+    let all = ctx
+        .names()
+        .iter()
+        .map(|n| ctx.container(n)?.status())
+        .collect::<Result<Vec<_>>>()?;
+    if json {
+        return print_json(&all);
+    }
+    for s in &all {
+        println!(
+            "{:<12} {:<8} gen {:<4} {}{}",
+            s.name,
+            s.state,
+            s.generation
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.system.as_deref().unwrap_or("(no system)"),
+            if s.system_differs {
+                format!(
+                    "  (running {})",
+                    s.running_system.as_deref().unwrap_or("unknown")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `status`: exit 0 when running, 4 when stopped.
+pub fn status(c: &Container, json: bool) -> Result<()> {
+    let s = c.status()?;
+    if json {
+        print_json(&s)?;
+    } else {
+        println!("{}: {}", s.name, s.state);
+        println!(
+            "  generation:     {}",
+            s.generation
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+        println!("  system:         {}", s.system.as_deref().unwrap_or("-"));
+        if let Some(r) = &s.running_system {
+            println!(
+                "  running system: {r}{}",
+                if s.system_differs {
+                    " (differs: `apply` reloads)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if !s.conf_changed.is_empty() {
+            println!(
+                "  conf changed:   {} (`apply` restarts)",
+                s.conf_changed.join(", ")
+            );
+        }
+        if let (Some(p), Some(l)) = (s.nspawn_pid, s.leader) {
+            println!("  nspawn pid:     {p} (init {l}), runner {}", s.runner);
+        }
+        println!("  root:           {}", s.root);
+        println!("  conf:           {}", s.config_file);
+        println!("  profile:        {}", s.profile);
+    }
+    if s.leader.is_none() {
+        return Err(CliError::NotRunning(s.name));
+    }
+    Ok(())
+}
+
+pub fn start(c: &Container) -> Result<()> {
+    // Its nspawn, even before the init runs: a second one would fight
+    // over the root.
+    if let Some(p) = c.nspawn() {
+        say!("{}: already running (systemd-nspawn {})", c.name(), p.pid);
+        return Ok(());
+    }
+    let (text, conf) = c.conf()?.ok_or_else(|| {
+        failed(format!(
+            "container '{}' has no conf file '{}': prepare it with builtins.containerProfile",
+            c.name(),
+            c.layout.config_file.display()
+        ))
+    })?;
+    let system = c.profile_system().ok_or_else(|| {
+        failed(format!(
+            "container '{}': its profile '{}' points at no system in the store",
+            c.name(),
+            c.layout.profile.display()
+        ))
+    })?;
+    if !std::path::Path::new(&system).join("init").is_file() {
+        return Err(failed(format!(
+            "container '{}': '{system}' has no init",
+            c.name()
+        )));
+    }
+    let run = c.run_dir()?;
+    run.replace_file(STARTED_CONF, text.as_bytes(), 0o600)?;
+    c.record_active_system(&system)?;
+    // Show only what this start wrote to the (appended) console log.
+    let log_from = std::fs::metadata(c.console_log())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let result = c.ctx.runner.spawn(c, &conf).and_then(|spawned| {
+        let nspawn = spawned.or_else(|| c.nspawn());
+        let up = wait_until(c.ctx.timeout, || {
+            c.leader().is_some() || !nspawn.as_ref().is_some_and(|p| p.alive())
+        });
+        match c.leader() {
+            Some(l) if up => Ok(l),
+            _ => {
+                if let Some(p) = nspawn.filter(|p| p.alive()) {
+                    let _ = p.signal(libc::SIGKILL);
+                }
+                Err(failed(format!(
+                    "container '{}' did not start; console log {}:\n{}",
+                    c.name(),
+                    c.console_log().display(),
+                    log_since(&c.console_log(), log_from)
+                )))
+            }
+        }
+    });
+    match result {
+        Ok(leader) => {
+            if c.ctx.runner == Runner::Direct {
+                network::configure(c, &conf, &leader)?;
+            }
+            say!("{}: started (init {}, {system})", c.name(), leader.pid);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = c.clear_run_records();
+            Err(e)
+        }
+    }
+}
+
+/// What the console log got after `offset` (its last 64 KiB at most).
+pub fn log_since(path: &std::path::Path, offset: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = offset.max(len.saturating_sub(64 * 1024));
+    let mut buf = Vec::new();
+    let _ = f
+        .seek(SeekFrom::Start(from))
+        .and_then(|_| f.take(64 * 1024).read_to_end(&mut buf));
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Halts the container: SIGRTMIN+3 to its init, at most `c.ctx.timeout`,
+/// then SIGKILL; says what it did.
+pub fn stop(c: &Container) -> Result<()> {
+    let Some(nspawn) = c.nspawn() else {
+        c.clear_run_records()?;
+        say!("{}: not running", c.name());
+        return Ok(());
+    };
+    let grace = c.ctx.timeout;
+    if c.ctx.runner == Runner::Direct {
+        say!(
+            "{}: asking its init to halt (SIGRTMIN+3); SIGKILL after {}s",
+            c.name(),
+            grace.as_secs()
+        );
+    }
+    let s = c.ctx.runner.stop(c, &nspawn, grace)?;
+    c.clear_run_records()?;
+    match s.escalated {
+        None => say!("{}: halted in {:.1}s", c.name(), s.after.as_secs_f64()),
+        Some(what) => say!(
+            "{}: killed after {:.1}s: {what}",
+            c.name(),
+            s.after.as_secs_f64()
+        ),
+    }
+    Ok(())
+}
+
+/// Kills the container at once (nixos-container terminate).
+pub fn terminate(c: &Container) -> Result<()> {
+    let Some(nspawn) = c.nspawn() else {
+        c.clear_run_records()?;
+        say!("{}: not running", c.name());
+        return Ok(());
+    };
+    let t = Instant::now();
+    c.ctx.runner.terminate(c, &nspawn)?;
+    c.clear_run_records()?;
+    say!(
+        "{}: terminated (SIGKILL) in {:.1}s",
+        c.name(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn restart(c: &Container) -> Result<()> {
+    stop(c)?;
+    // The unit (or our record) may need a moment to let go of the root.
+    wait_until(Duration::from_secs(5), || c.nspawn().is_none());
+    start(c)
+}

@@ -1,0 +1,95 @@
+//! The container's system profile: rollback, generations, deleting them.
+
+use std::time::Duration;
+
+use ncp_core::generation::switch_target;
+use ncp_core::profile::{DeleteSpec, ProfileDir};
+use ncp_core::profile_lock::ProfileLock;
+
+use crate::commands::apply::{apply_one, said};
+use crate::container::Container;
+use crate::error::{failed, CliError, Result};
+use crate::output::print_json;
+use crate::say;
+
+/// The container's profile directory and its lock.
+pub fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
+    let Some(p) = c.profile_dir()? else {
+        return Err(failed(format!(
+            "container '{}' has no profile directory '{}'",
+            c.name(),
+            c.layout.profile_dir.display()
+        )));
+    };
+    let lock = p.lock(c.ctx.lock_timeout)?;
+    // Under the lock no live writer owns a temporary: what is there was
+    // left by one that was killed.
+    p.remove_stale_temps()?;
+    Ok((p, lock))
+}
+
+/// Switches the profile (to `to`, or the previous generation), then applies.
+pub fn rollback(c: &Container, to: Option<u64>) -> Result<()> {
+    let (from, n) = {
+        let (p, _lock) = lock(c)?;
+        let numbers: Vec<u64> = p.list()?.iter().map(|g| g.number).collect();
+        let cur = p.current()?;
+        let n = switch_target(&numbers, cur, to)
+            .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
+        p.switch_to(n)?;
+        (cur, n)
+    };
+    say!(
+        "{}: switched from generation {} to {n}",
+        c.name(),
+        from.map(|f| f.to_string()).unwrap_or_else(|| "-".into())
+    );
+    if c.leader().is_some() {
+        let d = apply_one(c, false)?;
+        say!("{}: {}", c.name(), said(&d));
+    }
+    Ok(())
+}
+
+pub fn generations(c: &Container, json: bool) -> Result<()> {
+    let gens = match c.profile_dir()? {
+        Some(p) => p.list()?,
+        None => Vec::new(),
+    };
+    if json {
+        return print_json(&gens);
+    }
+    for g in &gens {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(g.creation_time.max(0) as u64);
+        println!(
+            "{:>4}   {}   {}{}",
+            g.number,
+            humantime::format_rfc3339_seconds(t),
+            g.path,
+            if g.current { "   (current)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool) -> Result<()> {
+    let spec = DeleteSpec::parse(spec).map_err(CliError::Usage)?;
+    let (p, _lock) = lock(c)?;
+    let gens = p.list()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let doomed = spec
+        .select(&gens, now)
+        .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
+    for n in doomed {
+        if dry_run {
+            say!("{}: would remove generation {n}", c.name());
+        } else {
+            p.delete(n)?;
+            say!("{}: removed generation {n}", c.name());
+        }
+    }
+    Ok(())
+}
