@@ -436,3 +436,71 @@ impl Booted {
         }
     }
 }
+
+impl Env {
+    /// Prepares container `name` (system `label`, `extra` attributes) and
+    /// starts it with the CLI; waits until its init runs.
+    pub fn booted(&self, name: &str, label: &str, extra: &str) -> serde_json::Value {
+        let r = self.eval_json(&Env::profile_expr(name, label, extra));
+        self.cli_ok(&["start", name]);
+        self.wait_for_mark(name, "state", "running");
+        r
+    }
+
+    /// Runs `sh -c SCRIPT` inside container `name` as its root (the CLI's
+    /// `run`); returns stdout; fails the test if it fails.
+    pub fn inside(&self, name: &str, script: &str) -> String {
+        self.cli_ok(&["run", name, "--", "sh", "-c", script])
+    }
+
+    /// The container's init (host pid), from `status --json`.
+    pub fn leader(&self, name: &str) -> i64 {
+        let s = self.cli_json(&["status", "--json", name]);
+        s["leader"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} has no leader: {s}"))
+    }
+}
+
+/// Runs `cmd`, killing it after `limit`; returns its output, or None if it
+/// had to be killed (it blocked).
+pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(child.wait_with_output().expect("output"));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+impl Env {
+    /// `nix-container` as [`Env::cli_cmd`], with the state directory given
+    /// as `state` instead of this test's own.
+    pub fn cli_cmd_state(&self, state: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(cli_bin());
+        c.arg("--container-state-dir").arg(state);
+        for (k, p) in [
+            ("--container-config-dir", self.config_dir()),
+            ("--container-profiles-dir", self.profiles_dir()),
+            ("--container-gcroots-dir", self.gcroots_dir()),
+            ("--container-run-dir", self.run_dir()),
+        ] {
+            c.arg(k).arg(p);
+        }
+        c.args(["--runner", "direct", "--timeout", "20"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+}

@@ -76,7 +76,7 @@ impl Target {
         }
         let theirs = ns_inode(leader.pid, "user").ok_or_else(gone)?;
         let user_ns = (Some(theirs) != own_ns_inode("user")).then_some(theirs);
-        let cap_bnd = cap_mask(leader.pid, "CapBnd:").ok_or_else(gone)?;
+        let cap_bnd = cap_mask(leader.pid, "CapBnd").ok_or_else(gone)?;
         if !leader.alive() {
             return Err(gone());
         }
@@ -134,8 +134,8 @@ impl Target {
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
             .unwrap_or(40);
-        let pty = if cmd.pty {
-            Some(crate::pty::Pty::open()?)
+        let channel = if cmd.pty {
+            Some(crate::pty::Channel::new()?)
         } else {
             None
         };
@@ -149,14 +149,14 @@ impl Target {
         match unsafe { fork() }.map_err(|e| failed(format!("fork: {e}")))? {
             ForkResult::Child => {
                 drop(err_r);
-                let slave = pty.as_ref().map(|p| p.slave.as_raw_fd());
+                let pty_sock = channel.as_ref().map(|c| c.theirs.as_raw_fd());
                 let e = self.enter_and_exec(
                     &candidates,
                     &argv,
                     &env,
                     &cwd,
                     last_cap,
-                    slave,
+                    pty_sock,
                     err_w.as_raw_fd(),
                 );
                 let _ = nix::unistd::write(&err_w, e.as_bytes());
@@ -165,7 +165,11 @@ impl Target {
             }
             ForkResult::Parent { child } => {
                 drop(err_w);
-                let relay = pty.map(|p| p.relay_in_background(child));
+                // The pty is opened inside; its master end comes back here.
+                let relay = channel.and_then(|c| {
+                    drop(c.theirs);
+                    crate::pty::receive(&c.ours).map(crate::pty::relay_in_background)
+                });
                 let mut msg = String::new();
                 let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
                 let status = loop {
@@ -206,9 +210,24 @@ impl Target {
         env: &[CString],
         cwd: &CString,
         last_cap: u32,
-        slave: Option<RawFd>,
+        pty_sock: Option<RawFd>,
         err_fd: RawFd,
     ) -> String {
+        if pty_sock.is_none() {
+            // No terminal of ours is passed on, and the controlling one is
+            // given up, so that /dev/tty inside cannot reach it either.
+            // SAFETY: open/ioctl/close on /dev/tty, which may not exist.
+            unsafe {
+                let fd = libc::open(
+                    c"/dev/tty".as_ptr(),
+                    libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+                );
+                if fd >= 0 {
+                    libc::ioctl(fd, libc::TIOCNOTTY);
+                    libc::close(fd);
+                }
+            }
+        }
         let mut flags = CHECKED_NS.iter().fold(0, |f, (_, c)| f | c);
         if self.user_ns.is_some() {
             flags |= libc::CLONE_NEWUSER;
@@ -220,6 +239,26 @@ impl Target {
                 std::io::Error::last_os_error()
             );
         }
+        if self.user_ns.is_some() {
+            // Our host uid is not mapped in the container's user namespace;
+            // become its root, as nsenter does (setgroups may be denied
+            // there, which leaves no supplementary groups to drop anyway).
+            // SAFETY: credential calls with constant arguments.
+            unsafe {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+                {
+                    return format!("setgroups: {}", std::io::Error::last_os_error());
+                }
+                if libc::setgid(0) != 0 || libc::setuid(0) != 0 {
+                    return format!(
+                        "cannot become the container's root: {}",
+                        std::io::Error::last_os_error()
+                    );
+                }
+            }
+        }
+
         // The init's root, not whatever root the mount namespace has.
         // SAFETY: fchdir/chroot on a descriptor and a constant path.
         if unsafe { libc::fchdir(self.root.as_raw_fd()) } != 0
@@ -235,7 +274,7 @@ impl Target {
         match unsafe { libc::fork() } {
             -1 => format!("fork: {}", std::io::Error::last_os_error()),
             0 => {
-                let e = self.prove_drop_exec(candidates, argv, env, cwd, last_cap, slave);
+                let e = self.prove_drop_exec(candidates, argv, env, cwd, last_cap, pty_sock);
                 // SAFETY: err_fd is the inherited pipe's write end.
                 let _ = unsafe { libc::write(err_fd, e.as_ptr().cast(), e.len()) };
                 unsafe { libc::_exit(125) }
@@ -243,6 +282,11 @@ impl Target {
             pid => {
                 // SAFETY: err_fd belongs to the grandchild now.
                 unsafe { libc::close(err_fd) };
+                if let Some(s) = pty_sock {
+                    // SAFETY: as err_fd: only the grandchild sends on it.
+                    unsafe { libc::close(s) };
+                }
+
                 let mut status = 0;
                 loop {
                     // SAFETY: waiting for our own child.
@@ -278,11 +322,17 @@ impl Target {
         env: &[CString],
         cwd: &CString,
         last_cap: u32,
-        slave: Option<RawFd>,
+        pty_sock: Option<RawFd>,
     ) -> String {
         if let Err(e) = self.prove() {
             return e;
         }
+        // A pty of the container's own, opened from its /dev/ptmx.
+        let slave = match pty_sock.map(crate::pty::open_inside) {
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(e)) => return e,
+            None => None,
+        };
         if let Err(e) = drop_privileges(self.cap_bnd, last_cap) {
             return e;
         }
@@ -430,7 +480,9 @@ fn drop_privileges(bounding: u64, last_cap: u32) -> std::result::Result<(), Stri
     Ok(())
 }
 
-/// Whether our standard input is a terminal.
-pub fn stdin_is_terminal() -> bool {
-    nix::unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false)
+/// Whether any of our standard input, output or error is a terminal: then
+/// the program inside gets a pty of its own for all three.
+pub fn any_terminal() -> bool {
+    let t = |fd: std::os::fd::BorrowedFd| nix::unistd::isatty(fd).unwrap_or(false);
+    t(std::io::stdin().as_fd()) || t(std::io::stdout().as_fd()) || t(std::io::stderr().as_fd())
 }

@@ -30,27 +30,10 @@ pub struct Process {
     fd: OwnedFd,
 }
 
-/// The fields of /proc/PID/stat after the command name (which may hold
-/// spaces and parentheses), numbered from 3 (state) as in proc(5).
-struct Stat {
-    state: char,
-    ppid: i32,
-    start_time: u64,
-}
+use ncp_core::procfs::{self, Stat};
 
 fn stat(pid: i32) -> Option<Stat> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&s)
-}
-
-fn parse_stat(s: &str) -> Option<Stat> {
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-    Some(Stat {
-        state: f.first()?.chars().next()?,
-        ppid: f.get(1)?.parse().ok()?,
-        start_time: f.get(19)?.parse().ok()?,
-    })
+    procfs::parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 pub fn boot_id() -> String {
@@ -61,17 +44,15 @@ pub fn boot_id() -> String {
 
 /// The real and effective uid of `pid`.
 fn uids(pid: i32) -> Option<(u32, u32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("Uid:"))?;
-    let mut f = line.split_ascii_whitespace().skip(1);
-    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    procfs::uids(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
-/// A hex capability mask line (`CapBnd:`) of /proc/PID/status.
+/// A capability mask line (`CapBnd`) of /proc/PID/status.
 pub fn cap_mask(pid: i32, field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with(field))?;
-    u64::from_str_radix(line.split_ascii_whitespace().nth(1)?, 16).ok()
+    procfs::cap_mask(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        field,
+    )
 }
 
 pub fn cmdline(pid: i32) -> Vec<String> {
@@ -257,14 +238,6 @@ pub fn own_ns_inode(ns: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_stat_with_odd_names() {
-        let s = "42 (a) b (c)) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 10";
-        let st = parse_stat(s).unwrap();
-        assert_eq!((st.state, st.ppid, st.start_time), ('S', 7, 12345));
-        assert!(parse_stat("garbage").is_none());
-    }
 
     #[test]
     fn a_record_names_only_its_own_process() {

@@ -84,7 +84,7 @@ struct RootArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "nix-container", version, about, long_about = None)]
+#[command(name = "nix-container", version, about, long_about = None, args_override_self = true)]
 #[command(
     after_help = "Exit codes: 0 done (status: running), 1 failed, 2 bad arguments, \
 3 unknown container, 4 container not running."

@@ -16,6 +16,8 @@ pub mod layout;
 pub mod name;
 pub mod nspawn;
 pub mod plan;
+pub mod procfs;
+
 pub mod profile;
 pub mod profile_lock;
 pub mod rootfs;

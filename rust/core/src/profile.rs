@@ -79,6 +79,25 @@ impl ProfileDir {
         ProfileLock::acquire(&self.dir, &self.name, timeout, &mut || false)
     }
 
+    /// The lock before removing the whole profile directory: a lock file
+    /// that is not a regular file with one link (planted) is removed first
+    /// instead of refused, as the directory goes anyway.
+    pub fn lock_for_removal(&self, timeout: Duration) -> Result<ProfileLock> {
+        let name = crate::profile_lock::lock_name(&self.name);
+        let planted = match self.dir.stat(&name)? {
+            None => false,
+            Some(st) => {
+                use nix::sys::stat::SFlag;
+                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG
+                    || st.st_nlink > 1
+            }
+        };
+        if planted {
+            self.dir.unlink(&name)?;
+        }
+        self.lock(timeout)
+    }
+
     pub fn try_lock(&self) -> Result<Option<ProfileLock>> {
         ProfileLock::try_acquire(&self.dir, &self.name)
     }

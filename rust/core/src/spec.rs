@@ -81,7 +81,7 @@ fn check_mac(attr: &str, v: &str) -> Result<()> {
 
 /// A Linux interface name as the kernel's dev_valid_name takes it (1 to 15
 /// bytes, not `.` or `..`, no '/', ':' or white space), and a conf word.
-fn check_interface(attr: &str, v: &str) -> Result<()> {
+pub fn check_interface(attr: &str, v: &str) -> Result<()> {
     let ok = !v.is_empty()
         && v.len() <= 15
         && v != "."
@@ -96,7 +96,7 @@ fn check_interface(attr: &str, v: &str) -> Result<()> {
 /// An absolute path in normal form: no empty, `.` or `..` component and no
 /// trailing '/' (what the host binds or points at is then exactly what it
 /// reads), and a conf word.
-fn check_path(attr: &str, v: &str) -> Result<()> {
+pub fn check_path(attr: &str, v: &str) -> Result<()> {
     if !v.starts_with('/') {
         return attr_err(attr, format!("{v:?} is not an absolute path"));
     }
@@ -471,6 +471,10 @@ mod tests {
             (
                 r#","privateNetwork":true,"hostBridge":"br0&&id""#,
                 "hostBridge",
+            ),
+            (
+                r#","privateNetwork":true,"hostAddress":"10.0.0.1/24""#,
+                "hostAddress",
             ),
             (
                 r#","networkNamespace":"/run/netns/x|id""#,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ncp_core::fsutil::Dir;
 
-use crate::commands::{lifecycle, profile};
+use crate::commands::lifecycle;
 use crate::container::Container;
 use crate::error::{failed, Result};
 use crate::say;
@@ -56,8 +56,9 @@ pub fn destroy(c: &Container) -> Result<()> {
         opened.push((parent, name));
     }
     // The profile's generations go under its lock, as nix-env would.
-    if c.profile_dir()?.is_some() {
-        let (p, _lock) = profile::lock(c)?;
+    if let Some(p) = c.profile_dir()? {
+        let _lock = p.lock_for_removal(c.ctx.lock_timeout)?;
+
         for g in p.list()? {
             p.delete(g.number)?;
         }

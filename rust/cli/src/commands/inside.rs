@@ -1,7 +1,7 @@
 //! Running things inside a running container (enter.rs does the entering).
 
 use crate::container::Container;
-use crate::enter::{stdin_is_terminal, Command, Target};
+use crate::enter::{any_terminal, Command, Target};
 use crate::error::{failed, CliError, Result};
 use crate::say;
 
@@ -51,7 +51,7 @@ pub fn run(c: &Container, cmd: &[String]) -> Result<u8> {
         argv: cmd.to_vec(),
         env: environment(c.profile_system().as_deref()),
         cwd: "/root".into(),
-        pty: stdin_is_terminal(),
+        pty: any_terminal(),
     })?;
     Ok(code.clamp(0, 255) as u8)
 }
