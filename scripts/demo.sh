@@ -8,12 +8,14 @@
 # /etc/nixos-containers, /nix/var/nix/{profiles,gcroots}/per-container). This
 # demo rebases that layout under one clearly named directory instead of
 # writing into the host's own: $NCP_DEMO_ROOT, default
-# /var/tmp/nix-container-plugin-demo. Run it again to see "nothing changed".
+# /var/lib/nix-container-plugin/demo (root-owned: the plugin refuses roots
+# that others could have made). Run it again to see "nothing changed".
+# Every fact it shows from inside the container is also checked.
 source "$(dirname "$0")/lib.sh"
 
 eval "$("$NCP_SRC/scripts/setup.sh")"
-R=${NCP_DEMO_ROOT:-/var/tmp/nix-container-plugin-demo}
-mkdir -p "$R"
+R=${NCP_DEMO_ROOT:-$NCP_WORK_DIR/demo}
+mkdir -p -m 0755 "$R"
 opts=(
   --option container-state-dir "$R/var/lib/nixos-containers"
   --option container-config-dir "$R/etc/nixos-containers"
@@ -54,8 +56,17 @@ done
 say "nix-container status demo"
 "${nc[@]}" status demo
 say "nix-container run demo -- … (inside the container)"
-"${nc[@]}" run demo -- sh -c 'echo "  hostname: $(hostname)"; echo "  PID 1: $(cat /proc/1/cmdline | tr "\0" " ")"
-  echo "  /run/current-system -> $(readlink /run/current-system)"; echo "  /srv/demo (read-only bind mount): $(ls /srv/demo | head -3 | tr "\n" " ")"'
+inside=$("${nc[@]}" run demo -- sh -c 'hostname; tr "\0" " " < /proc/1/cmdline; echo
+  readlink /run/current-system; ls /srv/demo | head -3 | tr "\n" " "; echo')
+mapfile -t fact <<< "$inside"
+echo "  hostname: ${fact[0]}"
+echo "  PID 1: ${fact[1]}"
+echo "  /run/current-system -> ${fact[2]}"
+echo "  /srv/demo (read-only bind mount): ${fact[3]}"
+[ "${fact[0]}" = demo ] || die "the host name inside is '${fact[0]}', not demo"
+[[ ${fact[1]} == */nix/var/nix/profiles/system/init* ]] || die "PID 1 inside is not the container's init: ${fact[1]}"
+[ "${fact[2]}" = "$system" ] || die "/run/current-system inside is '${fact[2]}', not $system"
+[[ ${fact[3]} == *changelog.Debian.gz* ]] || die "/srv/demo inside does not show /usr/share/doc/nix-bin"
 inner_pid=$(cat "$marks/pid"); store=$(cat "$marks/store"); inner_system=$(cat "$marks/system")
 say "what the container's init saw:"
 echo "  its init ran as PID $inner_pid inside"

@@ -56,7 +56,10 @@ fi
 
 if want 2.35; then
   (
-    export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28
+    # A test that compiles a program against the plugin's C++ runtime does
+    # it in the chroot the plugin was built in.
+    export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28 NCP_SID=$NCP_SRC/scripts/sid.sh
+
     # Nix 2.35 refuses a store below a world-writable directory (even a
     # sticky one such as /var/tmp): below our root-owned work directory.
     mkdir -p -m 0755 "$NCP_WORK_DIR"

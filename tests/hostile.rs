@@ -621,17 +621,26 @@ int main(int, char ** argv) {
 "#,
     )
     .unwrap();
+    // With the C++ runtime the plugin was built with: the host's, or (for a
+    // Nix built in the sid chroot) the chroot's, where NCP_SID runs it.
     let exe = env.path("fake-nix");
-    let ok = Command::new("g++")
-        .arg("-rdynamic")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .arg("-ldl")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let out = Command::new(&exe).arg(plugin()).output().unwrap();
+    let script = format!(
+        "g++ -rdynamic -o {} {} -ldl && exec {} {}",
+        exe.display(),
+        src.display(),
+        exe.display(),
+        plugin().display()
+    );
+    let out = match std::env::var_os("NCP_SID") {
+        Some(sid) => Command::new(sid)
+            .args(["run", "-b"])
+            .arg(env.dir.path())
+            .args(["--", "sh", "-c", &script])
+            .output()
+            .unwrap(),
+        None => Command::new("sh").args(["-c", &script]).output().unwrap(),
+    };
+
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
