@@ -63,8 +63,8 @@ struct RootArgs {
     #[arg(long, global = true, env = "NCP_CONTAINER_RUN_DIR", value_name = "DIR")]
     container_run_dir: Option<String>,
     /// The layout of NixOS before 22.05 (/var/lib/containers, /etc/containers).
-    #[arg(long, global = true)]
-    container_legacy_layout: bool,
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    container_legacy_layout: Option<bool>,
     /// Nix's store (as Nix: NIX_STORE_DIR, default /nix/store).
     #[arg(long, global = true, env = "NIX_STORE_DIR", value_name = "DIR")]
     store_dir: Option<String>,
@@ -78,10 +78,22 @@ struct RootArgs {
     /// it is killed.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
-    /// Seconds to wait for a profile lock (held by nix-env, an evaluation, …).
-    #[arg(long, global = true, default_value_t = ncp_core::layout::DEFAULT_LOCK_TIMEOUT_SECS, value_name = "SECONDS")]
-    container_lock_timeout: u64,
+    /// Seconds to wait for a profile lock (held by nix-env, an evaluation, …;
+    /// default 60).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    container_lock_timeout: Option<u64>,
 }
+
+/// The plugin's settings the CLI also reads from Nix's configuration
+/// (nix.conf, NIX_CONFIG), where a flag or NCP_* variable does not give them.
+const NIX_CONF_KEYS: &[&str] = &[
+    "container-state-dir",
+    "container-config-dir",
+    "container-profiles-dir",
+    "container-gcroots-dir",
+    "container-legacy-layout",
+    "container-lock-timeout",
+];
 
 #[derive(Parser, Debug)]
 #[command(name = "nix-container", version, about, long_about = None, args_override_self = true)]
@@ -164,24 +176,47 @@ enum Cmd {
 }
 
 fn ctx(r: &RootArgs) -> Result<Ctx> {
+    let conf = ncp_core::nixconf::read(NIX_CONF_KEYS, &|k| std::env::var(k).ok());
+    let pick = |flag: &Option<String>, key: &str| {
+        flag.clone().or_else(|| conf.get(key).cloned()).unwrap_or_default()
+    };
+    let legacy = match r.container_legacy_layout {
+        Some(b) => b,
+        None => match conf.get("container-legacy-layout") {
+            None => false,
+            Some(v) => ncp_core::nixconf::parse_bool(v).ok_or_else(|| {
+                CliError::Usage(format!("nix.conf: container-legacy-layout = {v}: not a boolean"))
+            })?,
+        },
+    };
+    let lock_timeout = match r.container_lock_timeout {
+        Some(n) => n,
+        None => match conf.get("container-lock-timeout") {
+            None => ncp_core::layout::DEFAULT_LOCK_TIMEOUT_SECS,
+            Some(v) => v.parse().map_err(|_| {
+                CliError::Usage(format!("nix.conf: container-lock-timeout = {v}: not a number of seconds"))
+            })?,
+        },
+    };
     let s = |o: &Option<String>| o.clone().unwrap_or_default();
     let roots = Roots::resolve(&Settings {
         store_dir: s(&r.store_dir),
         nix_state_dir: s(&r.nix_state_dir),
-        state_dir: s(&r.container_state_dir),
-        config_dir: s(&r.container_config_dir),
-        profiles_dir: s(&r.container_profiles_dir),
-        gcroots_dir: s(&r.container_gcroots_dir),
+        state_dir: pick(&r.container_state_dir, "container-state-dir"),
+        config_dir: pick(&r.container_config_dir, "container-config-dir"),
+        profiles_dir: pick(&r.container_profiles_dir, "container-profiles-dir"),
+        gcroots_dir: pick(&r.container_gcroots_dir, "container-gcroots-dir"),
         run_dir: s(&r.container_run_dir),
-        legacy_layout: r.container_legacy_layout,
-        lock_timeout_secs: r.container_lock_timeout,
+        legacy_layout: legacy,
+        lock_timeout_secs: lock_timeout,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Ctx {
         runner: Runner::detect(r.runner, &roots),
         roots,
         timeout: Duration::from_secs(r.timeout),
-        lock_timeout: Duration::from_secs(r.container_lock_timeout),
+        lock_timeout: Duration::from_secs(lock_timeout),
+
     })
 }
 

@@ -14,6 +14,8 @@ pub mod fsutil;
 pub mod generation;
 pub mod layout;
 pub mod name;
+pub mod nixconf;
+
 pub mod nspawn;
 pub mod plan;
 pub mod procfs;
