@@ -23,7 +23,11 @@ struct PluginSettings : nix::Config
         "Directory of the per-container GC root directories (default: NIX_STATE_DIR/gcroots/per-container)."};
     nix::Setting<bool> legacyLayout{this, false, "container-legacy-layout",
         "Use the container layout of NixOS before 22.05 (/var/lib/containers, /etc/containers)."};
+    nix::Setting<std::string> runDir{this, "", "container-run-dir",
+        "The nix-container CLI's run directory (pid records, console logs; default /run/nix-container). "
+        "The plugin does not use it; it is a setting so that nix.conf can hold it for the CLI."};
     nix::Setting<unsigned int> lockTimeout{this, 60, "container-lock-timeout",
+
         "Seconds to wait for a container's profile lock (held by nix-env, nix-container or another evaluation) before failing."};
 };
 

@@ -19,8 +19,12 @@ let
   routeAttrs = [ "config" "modules" "specialArgs" "hostSystem" "flake" "attr" ];
   containerArgs = args: builtins.removeAttrs args routeAttrs;
 
-  # As NixOS's containers.<name>.config: a container system, named after the container.
-  systemOfConfig = { name, config ? { }, modules ? [ ], specialArgs ? { }, hostSystem ? builtins.currentSystem, ... }:
+  # As NixOS's containers.<name>.config: a container system, named after the
+  # container. hostSystem: the platform to evaluate for; pure evaluation (a
+  # flake) has no builtins.currentSystem, and null leaves it to the
+  # configuration (nixpkgs.hostPlatform), as eval-config does.
+  systemOfConfig = { name, config ? { }, modules ? [ ], specialArgs ? { }, hostSystem ? builtins.currentSystem or null, ... }:
+
     (evalConfig {
       system = hostSystem;
       inherit specialArgs;

@@ -64,7 +64,7 @@ echo "  PID 1: ${fact[1]}"
 echo "  /run/current-system -> ${fact[2]}"
 echo "  /srv/demo (read-only bind mount): ${fact[3]}"
 [ "${fact[0]}" = demo ] || die "the host name inside is '${fact[0]}', not demo"
-[[ ${fact[1]} == */nix/var/nix/profiles/system/init* ]] || die "PID 1 inside is not the container's init: ${fact[1]}"
+[[ ${fact[1]} == *" /nix/var/nix/profiles/system/"* ]] || die "PID 1 inside is not the container's init: ${fact[1]}"
 [ "${fact[2]}" = "$system" ] || die "/run/current-system inside is '${fact[2]}', not $system"
 [[ ${fact[3]} == *changelog.Debian.gz* ]] || die "/srv/demo inside does not show /usr/share/doc/nix-bin"
 inner_pid=$(cat "$marks/pid"); store=$(cat "$marks/store"); inner_system=$(cat "$marks/system")

@@ -47,6 +47,8 @@ if want 2.8; then
   (
     export NCP_PLUGIN=$plugin_28 NCP_OTHER_PLUGIN=$plugin_235
     [ -n "$NCP_OTHER_PLUGIN" ] || unset NCP_OTHER_PLUGIN
+    # The real nixpkgs lib: its newest snapshot needs Nix >= 2.18.
+    NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.8.0); export NCP_NIXPKGS_LIB
     mkdir -p /nix/var/nix/daemon-socket
     say "Nix $(nix --version | awk '{print $3}'): unit and integration tests"
     cargo test --workspace --locked
@@ -59,6 +61,11 @@ if want 2.35; then
     # A test that compiles a program against the plugin's C++ runtime does
     # it in the chroot the plugin was built in.
     export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28 NCP_SID=$NCP_SRC/scripts/sid.sh
+    NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.35.2); export NCP_NIXPKGS_LIB
+    # The systemd VM needs this Nix's prefix and sid's libraries too.
+    export NCP_CACHE_DIR_BIND=$NCP_CACHE_DIR
+
+
 
     # Nix 2.35 refuses a store below a world-writable directory (even a
     # sticky one such as /var/tmp): below our root-owned work directory.

@@ -30,7 +30,7 @@ pub fn plugin() -> PathBuf {
 /// here), the `nix` command enabled, no sandbox (the test system's builder
 /// is the host's busybox).
 pub const NIX_CONFIG: &str =
-    "experimental-features = nix-command\nsubstituters =\nsandbox = false\n";
+    "experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\n";
 
 /// The Nix under test is the first `nix` on PATH; scripts/test.sh runs the
 /// suite once per Nix version, with its own store and state directories

@@ -211,6 +211,16 @@ impl Container<'_> {
         self.ctx.runner.nspawn(self)
     }
 
+    /// A systemd-nspawn for this container that this tool did not start
+    /// (nor systemd for it): reason only to leave the container alone.
+    pub fn foreign(&self) -> Option<i32> {
+        let ours = self.nspawn().map(|p| p.pid);
+        if ours.is_some() {
+            return None;
+        }
+        crate::identity::foreign_nspawn(self.name(), None)
+    }
+
     /// The container's init, if it runs.
     pub fn leader(&self) -> Option<Process> {
         self.nspawn()?.leader()
@@ -218,8 +228,18 @@ impl Container<'_> {
 
     /// The init of a running container, or NotRunning.
     pub fn require_leader(&self) -> Result<Process> {
-        self.leader()
-            .ok_or_else(|| CliError::NotRunning(self.name().into()))
+        if let Some(l) = self.leader() {
+            return Ok(l);
+        }
+        match self.foreign() {
+            Some(pid) => Err(failed(format!(
+                "container '{}' runs, but not started by nix-container (systemd-nspawn {pid}): \
+                 it cannot be proved to be this container, so nothing is run in it; \
+                 use the tool that started it",
+                self.name()
+            ))),
+            None => Err(CliError::NotRunning(self.name().into())),
+        }
     }
 
     pub fn status(&self) -> Result<Status> {
@@ -251,7 +271,8 @@ impl Container<'_> {
             nspawn_pid: nspawn.as_ref().map(|p| p.pid),
             leader: leader.as_ref().map(|p| p.pid),
             runner: self.ctx.runner.name(),
-            unit: self.layout.unit.clone(),
+            unit: self.ctx.runner.unit(self),
+
             root: d(&self.layout.root),
             config_file: d(&self.layout.config_file),
             profile: d(&self.layout.profile),

@@ -258,3 +258,21 @@ mod tests {
         assert!(Process::from_record(&other_boot).is_none());
     }
 }
+
+/// A root-owned systemd-nspawn running machine `name` that nobody proved
+/// to us (another tool, or a stock unit, started it), if any. Only ever a
+/// reason to leave a container alone: never to signal or enter it.
+pub fn foreign_nspawn(name: &str, except: Option<i32>) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| Some(*pid) != except)
+        .find(|&pid| {
+            let argv = cmdline(pid);
+            argv.first()
+                .is_some_and(|a| a.ends_with(ncp_core::nspawn::PROGRAM))
+                && argv.windows(2).any(|w| w[0] == "-M" && w[1] == name)
+                && uids(pid) == Some((0, 0))
+        })
+}

@@ -91,6 +91,7 @@ const NIX_CONF_KEYS: &[&str] = &[
     "container-config-dir",
     "container-profiles-dir",
     "container-gcroots-dir",
+    "container-run-dir",
     "container-legacy-layout",
     "container-lock-timeout",
 ];
@@ -144,6 +145,11 @@ enum Cmd {
         dry_run: bool,
         #[arg(long)]
         json: bool,
+        /// The containers a configuration declares (comma-separated, may be
+        /// empty): apply acts on these and on those it declared before and
+        /// no longer does (stopped, conf removed, state kept), and on no other.
+        #[arg(long, value_name = "NAMES", value_delimiter = ',', num_args = 0..)]
+        declared: Option<Vec<String>>,
     },
     /// Switch the profile to the previous generation (or --to N), then apply.
     Rollback {
@@ -173,19 +179,39 @@ enum Cmd {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Write a container@.service for hosts that have none (not NixOS):
+    /// systemd then runs containers as NixOS's unit does.
+    InstallUnit {
+        /// Where to write it.
+        #[arg(long, default_value = "/etc/systemd/system")]
+        dir: std::path::PathBuf,
+    },
+    /// (In a unit's ExecStart) prepare the root and become systemd-nspawn.
+    #[command(hide = true)]
+    ExecNspawn { name: String },
+    /// (In a unit's ExecStartPost) set up a private network's addresses.
+    #[command(hide = true)]
+    NetworkUp { name: String },
+    /// (Tests) the `ip` calls that set up a container's private network, as JSON.
+    #[command(hide = true)]
+    NetworkPlan { name: String },
 }
 
 fn ctx(r: &RootArgs) -> Result<Ctx> {
     let conf = ncp_core::nixconf::read(NIX_CONF_KEYS, &|k| std::env::var(k).ok());
     let pick = |flag: &Option<String>, key: &str| {
-        flag.clone().or_else(|| conf.get(key).cloned()).unwrap_or_default()
+        flag.clone()
+            .or_else(|| conf.get(key).cloned())
+            .unwrap_or_default()
     };
     let legacy = match r.container_legacy_layout {
         Some(b) => b,
         None => match conf.get("container-legacy-layout") {
             None => false,
             Some(v) => ncp_core::nixconf::parse_bool(v).ok_or_else(|| {
-                CliError::Usage(format!("nix.conf: container-legacy-layout = {v}: not a boolean"))
+                CliError::Usage(format!(
+                    "nix.conf: container-legacy-layout = {v}: not a boolean"
+                ))
             })?,
         },
     };
@@ -194,7 +220,9 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         None => match conf.get("container-lock-timeout") {
             None => ncp_core::layout::DEFAULT_LOCK_TIMEOUT_SECS,
             Some(v) => v.parse().map_err(|_| {
-                CliError::Usage(format!("nix.conf: container-lock-timeout = {v}: not a number of seconds"))
+                CliError::Usage(format!(
+                    "nix.conf: container-lock-timeout = {v}: not a number of seconds"
+                ))
             })?,
         },
     };
@@ -206,7 +234,8 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         config_dir: pick(&r.container_config_dir, "container-config-dir"),
         profiles_dir: pick(&r.container_profiles_dir, "container-profiles-dir"),
         gcroots_dir: pick(&r.container_gcroots_dir, "container-gcroots-dir"),
-        run_dir: s(&r.container_run_dir),
+        run_dir: pick(&r.container_run_dir, "container-run-dir"),
+
         legacy_layout: legacy,
         lock_timeout_secs: lock_timeout,
     })
@@ -216,7 +245,6 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         roots,
         timeout: Duration::from_secs(r.timeout),
         lock_timeout: Duration::from_secs(lock_timeout),
-
     })
 }
 
@@ -235,8 +263,14 @@ fn run(cli: Cli) -> Result<u8> {
             names,
             dry_run,
             json,
+            declared,
             ..
-        } => commands::apply(&ctx, names, *dry_run, *json)?,
+        } => {
+            let declared: Option<Vec<String>> = declared
+                .as_ref()
+                .map(|d| d.iter().filter(|n| !n.is_empty()).cloned().collect());
+            commands::apply(&ctx, names, declared.as_deref(), *dry_run, *json)?
+        }
         Cmd::Rollback { name, to } => commands::rollback(&c(name)?, *to)?,
         Cmd::Generations { name, json } => commands::generations(&c(name)?, *json)?,
         Cmd::DeleteGenerations {
@@ -246,6 +280,16 @@ fn run(cli: Cli) -> Result<u8> {
         } => commands::delete_generations(&c(name)?, spec, *dry_run)?,
         Cmd::Destroy { name } => commands::destroy(&c(name)?)?,
         Cmd::Run { name, command } => return commands::run(&c(name)?, command),
+        Cmd::InstallUnit { dir } => commands::install_unit(dir)?,
+        Cmd::ExecNspawn { name } => return Err(commands::exec_nspawn(&c(name)?)),
+        Cmd::NetworkUp { name } => commands::network_up(&c(name)?)?,
+        Cmd::NetworkPlan { name } => {
+            let c = c(name)?;
+            let (_, conf) = c
+                .conf()?
+                .ok_or_else(|| error::failed(format!("container '{name}' has no conf file")))?;
+            output::print_json(&network::plan(c.name(), &conf))?
+        }
     }
     Ok(error::code::OK)
 }

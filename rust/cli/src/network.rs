@@ -1,4 +1,5 @@
-//! A private network's addresses, for containers this tool runs itself.
+//! A private network's addresses, for containers this tool (or its unit)
+//! runs.
 //! Under systemd, NixOS's container@.service does this: its postStart on
 //! the host side, and its container init wrapper inside (which renames
 //! nspawn's `host0` to `eth0` before stage 2). The argv we render runs the
@@ -47,17 +48,35 @@ fn ip(inside: Option<&Process>, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-pub fn configure(c: &Container, conf: &Conf, leader: &Process) -> Result<()> {
-    let v = |k| conf.value(k);
+/// One `ip` call of the set-up: on the host, or inside the container's
+/// network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    pub inside: bool,
+    pub args: Vec<String>,
+}
+
+/// The `ip` calls NixOS makes for a container with conf `conf`: its unit's
+/// postStart on the host (the veth's host end, unless a bridge owns it),
+/// then its container init wrapper inside (nspawn's host0 renamed eth0,
+/// LOCAL_MAC_ADDRESS, addresses, routes), on the same conditions, in order.
+pub fn plan(name: &str, conf: &Conf) -> Vec<Step> {
+    let v = |k| conf.value(k).to_owned();
     let set = |k| !conf.value(k).is_empty();
+    let mut steps = Vec::new();
+    let mut step = |inside: bool, args: &[&str]| {
+        steps.push(Step {
+            inside,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        })
+    };
     let addresses = set("HOST_ADDRESS")
         || set("HOST_ADDRESS6")
         || set("LOCAL_ADDRESS")
         || set("LOCAL_ADDRESS6");
-    // Host side (postStart): the veth's host end, unless a bridge owns it.
     if addresses && !set("HOST_BRIDGE") {
-        let host_if = format!("ve-{}", c.name());
-        ip(None, &["link", "set", "dev", &host_if, "up"])?;
+        let host_if = format!("ve-{name}");
+        step(false, &["link", "set", "dev", &host_if, "up"]);
         for (cmd, key) in [
             (&["addr"][..], "HOST_ADDRESS"),
             (&["-6", "addr"], "HOST_ADDRESS6"),
@@ -65,53 +84,63 @@ pub fn configure(c: &Container, conf: &Conf, leader: &Process) -> Result<()> {
             (&["-6", "route"], "LOCAL_ADDRESS6"),
         ] {
             if set(key) {
+                let val = v(key);
                 let mut a = cmd.to_vec();
-                a.extend(["add", v(key), "dev", &host_if]);
-                ip(None, &a)?;
+                a.extend(["add", val.as_str(), "dev", &host_if]);
+                step(false, &a);
             }
         }
     }
-    // Inside (the container init wrapper).
     if addresses || set("HOST_BRIDGE") || set("LOCAL_MAC_ADDRESS") {
-        let i = Some(leader);
-        ip(i, &["link", "set", "host0", "name", "eth0"])?;
+        step(true, &["link", "set", "host0", "name", "eth0"]);
         if set("LOCAL_MAC_ADDRESS") {
-            ip(
-                i,
+            step(
+                true,
                 &[
                     "link",
                     "set",
                     "dev",
                     "eth0",
                     "address",
-                    v("LOCAL_MAC_ADDRESS"),
+                    &v("LOCAL_MAC_ADDRESS"),
                 ],
-            )?;
+            );
         }
-        ip(i, &["link", "set", "dev", "eth0", "up"])?;
+        step(true, &["link", "set", "dev", "eth0", "up"]);
         if set("LOCAL_ADDRESS") {
-            ip(i, &["addr", "add", v("LOCAL_ADDRESS"), "dev", "eth0"])?;
+            step(true, &["addr", "add", &v("LOCAL_ADDRESS"), "dev", "eth0"]);
         }
         if set("LOCAL_ADDRESS6") {
-            ip(
-                i,
-                &["-6", "addr", "add", v("LOCAL_ADDRESS6"), "dev", "eth0"],
-            )?;
+            step(
+                true,
+                &["-6", "addr", "add", &v("LOCAL_ADDRESS6"), "dev", "eth0"],
+            );
         }
         if set("HOST_ADDRESS") {
-            ip(i, &["route", "add", v("HOST_ADDRESS"), "dev", "eth0"])?;
-            ip(i, &["route", "add", "default", "via", v("HOST_ADDRESS")])?;
+            step(true, &["route", "add", &v("HOST_ADDRESS"), "dev", "eth0"]);
+            step(
+                true,
+                &["route", "add", "default", "via", &v("HOST_ADDRESS")],
+            );
         }
         if set("HOST_ADDRESS6") {
-            ip(
-                i,
-                &["-6", "route", "add", v("HOST_ADDRESS6"), "dev", "eth0"],
-            )?;
-            ip(
-                i,
-                &["-6", "route", "add", "default", "via", v("HOST_ADDRESS6")],
-            )?;
+            step(
+                true,
+                &["-6", "route", "add", &v("HOST_ADDRESS6"), "dev", "eth0"],
+            );
+            step(
+                true,
+                &["-6", "route", "add", "default", "via", &v("HOST_ADDRESS6")],
+            );
         }
+    }
+    steps
+}
+
+pub fn configure(c: &Container, conf: &Conf, leader: &Process) -> Result<()> {
+    for s in plan(c.name(), conf) {
+        let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
+        ip(s.inside.then_some(leader), &args)?;
     }
     Ok(())
 }

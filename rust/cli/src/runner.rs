@@ -29,10 +29,50 @@ pub enum RunnerChoice {
     Direct,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Runner {
-    Systemd,
+    /// systemd runs each container in a unit of its own, so that it outlives
+    /// whoever started it (a oneshot unit such as the module's apply unit
+    /// is restarted at every change): `container@NAME.service` when a
+    /// container@.service serves these roots (NixOS's for the stock roots,
+    /// or the one `install-unit` writes, which reads nix.conf), else a
+    /// transient `nix-container-NAME.service`.
+    Systemd { template: bool },
+    /// This tool runs systemd-nspawn itself (no systemd as PID 1).
     Direct,
+}
+
+/// The text of the container@.service that `install-unit` writes, for
+/// hosts without NixOS's: it runs systemd-nspawn as NixOS's does (the
+/// argv the plugin renders), with this CLI as ExecStart.
+pub fn unit_file(cli: &Path) -> String {
+    let cli = cli.display();
+    format!(
+        "# Written by `nix-container install-unit`: containers prepared by nix-container-plugin,\n\
+         # run by systemd as NixOS's container@.service runs them. Roots from nix.conf.\n\
+         [Unit]\n\
+         Description=Container '%i' (nix-container-plugin)\n\
+         After=network.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=all\n\
+         ExecStart={cli} --runner systemd exec-nspawn %i\n\
+         ExecStartPost={cli} --runner systemd network-up %i\n\
+         ExecReload={cli} --runner systemd reload %i\n\
+         KillMode=mixed\n\
+         KillSignal=TERM\n\
+         Delegate=yes\n\
+         Slice=machine.slice\n\
+         TimeoutStartSec=1min\n\
+         RestartForceExitStatus=133\n\
+         SuccessExitStatus=133\n\
+         Restart=on-failure\n\
+         DevicePolicy=closed\n\
+         \n\
+         [Install]\n\
+         WantedBy=machines.target\n"
+    )
 }
 
 /// How a stop went.
@@ -84,36 +124,53 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Whether systemd is PID 1 (sd_booted: /run/systemd/system exists).
+pub fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
 impl Runner {
-    /// systemd runs containers only where it is PID 1 (sd_booted: the
-    /// directory /run/systemd/system exists) and the roots are the ones its
-    /// container@.service reads.
+    /// With systemd as PID 1, systemd runs the containers; elsewhere this
+    /// tool does. A container@.service is used when it is NixOS's and the
+    /// roots are the stock ones, or when it is ours (which reads nix.conf).
     pub fn detect(choice: RunnerChoice, roots: &Roots) -> Runner {
-        match choice {
-            RunnerChoice::Systemd => Runner::Systemd,
-            RunnerChoice::Direct => Runner::Direct,
-            RunnerChoice::Auto => {
-                let stock = [
-                    (MODERN_STATE_DIR, MODERN_CONFIG_DIR),
-                    (LEGACY_STATE_DIR, LEGACY_CONFIG_DIR),
-                ]
-                .iter()
-                .any(|(s, c)| roots.state_dir == Path::new(s) && roots.config_dir == Path::new(c));
-                let unit =
-                    || systemctl(&["cat", "container@.service"]).is_ok_and(|o| o.status.success());
-                if stock && Path::new("/run/systemd/system").is_dir() && unit() {
-                    Runner::Systemd
-                } else {
-                    Runner::Direct
-                }
-            }
+        let systemd = match choice {
+            RunnerChoice::Systemd => true,
+            RunnerChoice::Direct => false,
+            RunnerChoice::Auto => systemd_booted(),
+        };
+        if !systemd {
+            return Runner::Direct;
         }
+        let stock = [
+            (MODERN_STATE_DIR, MODERN_CONFIG_DIR),
+            (LEGACY_STATE_DIR, LEGACY_CONFIG_DIR),
+        ]
+        .iter()
+        .any(|(s, c)| roots.state_dir == Path::new(s) && roots.config_dir == Path::new(c));
+        let template = match systemctl(&["cat", "container@.service"]) {
+            Ok(o) if o.status.success() => {
+                let ours = String::from_utf8_lossy(&o.stdout).contains(" exec-nspawn %i");
+                ours || stock
+            }
+            _ => false,
+        };
+        Runner::Systemd { template }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
-            Runner::Systemd => "systemd",
+            Runner::Systemd { template: true } => "systemd (container@.service)",
+            Runner::Systemd { template: false } => "systemd (transient unit)",
             Runner::Direct => "direct",
+        }
+    }
+
+    /// The unit systemd runs container `name` in.
+    pub fn unit(&self, c: &Container) -> String {
+        match self {
+            Runner::Systemd { template: false } => format!("nix-container-{}.service", c.name()),
+            _ => c.layout.unit.clone(),
         }
     }
 
@@ -122,8 +179,8 @@ impl Runner {
     /// root-owned, and running machine `NAME`.
     pub fn nspawn(&self, c: &Container) -> Option<Process> {
         let p = match self {
-            Runner::Systemd => {
-                let o = systemctl(&["show", "-p", "MainPID", "--value", &c.layout.unit]).ok()?;
+            Runner::Systemd { .. } => {
+                let o = systemctl(&["show", "-p", "MainPID", "--value", &self.unit(c)]).ok()?;
                 let pid: i32 = String::from_utf8_lossy(&o.stdout).trim().parse().ok()?;
                 Process::trusted(pid)?
             }
@@ -139,23 +196,25 @@ impl Runner {
     /// with); returns the process when it is ours.
     pub fn spawn(&self, c: &Container, conf: &Conf) -> Result<Option<Process>> {
         match self {
-            Runner::Systemd => systemctl_ok("start", &c.layout.unit).map(|()| None),
+            Runner::Systemd { template: true } => {
+                systemctl_ok("start", &self.unit(c)).map(|()| None)
+            }
+            Runner::Systemd { template: false } => spawn_transient(c, &self.unit(c)).map(|()| None),
             Runner::Direct => spawn_direct(c, conf).map(Some),
         }
     }
 
-    /// Halts the container: systemd stops its unit; we send SIGRTMIN+3 to
-    /// the init, wait at most `grace`, then kill.
+    /// Whether this tool sets up a private network itself once the init
+    /// runs (NixOS's unit and ours do it in the unit).
+    pub fn configures_network(&self) -> bool {
+        !matches!(self, Runner::Systemd { template: true })
+    }
+
+    /// Halts the container: SIGRTMIN+3 to its init (systemd-nspawn turns
+    /// systemd's SIGTERM into it), at most `grace`, then SIGKILL.
     pub fn stop(&self, c: &Container, nspawn: &Process, grace: Duration) -> Result<Stopped> {
-        let start = Instant::now();
         match self {
-            Runner::Systemd => {
-                systemctl_ok("stop", &c.layout.unit)?;
-                Ok(Stopped {
-                    after: start.elapsed(),
-                    escalated: None,
-                })
-            }
+            Runner::Systemd { .. } => stop_unit(c, &self.unit(c), nspawn, grace),
             Runner::Direct => stop_direct(c, nspawn, grace),
         }
     }
@@ -164,8 +223,8 @@ impl Runner {
     /// kills everything in its PID namespace) and to systemd-nspawn.
     pub fn terminate(&self, c: &Container, nspawn: &Process) -> Result<()> {
         match self {
-            Runner::Systemd => {
-                let o = systemctl(&["kill", "--signal=SIGKILL", &c.layout.unit])?;
+            Runner::Systemd { .. } => {
+                let o = systemctl(&["kill", "--signal=SIGKILL", &self.unit(c)])?;
                 if !o.status.success() {
                     return Err(failed(String::from_utf8_lossy(&o.stderr).trim().to_owned()));
                 }
@@ -186,6 +245,98 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The flags that give the CLI in a unit the roots this one uses (a unit's
+/// environment has none of ours).
+fn root_flags(c: &Container) -> Vec<String> {
+    let r = &c.ctx.roots;
+    let mut v = Vec::new();
+    for (k, p) in [
+        ("--container-state-dir", &r.state_dir),
+        ("--container-config-dir", &r.config_dir),
+        ("--container-profiles-dir", &r.profiles_dir),
+        ("--container-gcroots-dir", &r.gcroots_dir),
+        ("--container-run-dir", &r.run_dir),
+        ("--store-dir", &r.store_dir),
+        ("--nix-state-dir", &r.nix_state_dir),
+    ] {
+        v.push(format!("{k}={}", p.display()));
+    }
+    v
+}
+
+/// A transient unit of its own, as NixOS's container@.service is set up.
+fn spawn_transient(c: &Container, unit: &str) -> Result<()> {
+    let cli =
+        std::env::current_exe().map_err(|e| failed(format!("cannot find this program: {e}")))?;
+    let mut cmd = Command::new("systemd-run");
+    cmd.arg(format!("--unit={unit}"))
+        .arg(format!(
+            "--description=Container '{}' (nix-container-plugin)",
+            c.name()
+        ))
+        .args(["--service-type=notify", "--collect", "--quiet"])
+        .args([
+            "--property=NotifyAccess=all",
+            "--property=KillMode=mixed",
+            "--property=KillSignal=TERM",
+            "--property=Delegate=yes",
+            "--property=Slice=machine.slice",
+            "--property=DevicePolicy=closed",
+        ])
+        .arg(format!(
+            "--property=TimeoutStartSec={}",
+            c.ctx.timeout.as_secs().max(1)
+        ))
+        .arg("--")
+        .arg(cli)
+        .args(root_flags(c))
+        .args(["--runner", "systemd", "exec-nspawn", c.name()])
+        .stdin(Stdio::null());
+    let o = cmd.output().map_err(|source| CliError::Spawn {
+        what: "systemd-run".into(),
+        source,
+    })?;
+    if !o.status.success() {
+        return Err(failed(format!(
+            "systemd-run --unit={unit} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// `systemctl stop`, but bounded: after `grace`, SIGKILL to the unit.
+fn stop_unit(c: &Container, unit: &str, nspawn: &Process, grace: Duration) -> Result<Stopped> {
+    let start = Instant::now();
+    let o = systemctl(&["stop", "--no-block", unit])?;
+    if !o.status.success() {
+        return Err(failed(format!(
+            "systemctl stop {unit} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    if wait_until(grace, || !nspawn.alive()) {
+        return Ok(Stopped {
+            after: start.elapsed(),
+            escalated: None,
+        });
+    }
+    let _ = systemctl(&["kill", "--signal=SIGKILL", unit]);
+    if !wait_until(Duration::from_secs(10), || !nspawn.alive()) {
+        return Err(failed(format!(
+            "container '{}': {unit} survived SIGKILL",
+            c.name()
+        )));
+    }
+    Ok(Stopped {
+        after: start.elapsed(),
+        escalated: Some(format!(
+            "it did not halt within {}s: sent SIGKILL to {unit}",
+            grace.as_secs()
+        )),
+    })
 }
 
 /// The record of the systemd-nspawn this tool started for `c`, if any.
@@ -243,16 +394,38 @@ fn stop_direct(c: &Container, nspawn: &Process, grace: Duration) -> Result<Stopp
     })
 }
 
-/// What container@.service's start script does, then systemd-nspawn with the
-/// argv the conf renders to, detached from us.
-fn spawn_direct(c: &Container, conf: &Conf) -> Result<Process> {
+/// What container@.service's start script does before systemd-nspawn: the
+/// root prepared as it prepares it, and Nix's daemon socket directory (the
+/// argv binds it, as NixOS does; a host without nix-daemon may lack it).
+pub fn prepare(c: &Container, conf: &Conf) -> Result<()> {
     let roots = &c.ctx.roots;
     rootfs::prepare(roots, &c.layout, conf.value("COPY_RESOLV_CONF") == "1")?;
-    // The argv binds Nix's daemon socket directory, as NixOS does; a host
-    // without nix-daemon may lack it.
     let sock = roots.nix_state_dir.join("daemon-socket");
     std::fs::create_dir_all(&sock)
-        .map_err(|e| failed(format!("cannot create '{}': {e}", sock.display())))?;
+        .map_err(|e| failed(format!("cannot create '{}': {e}", sock.display())))
+}
+
+/// In a unit (ExecStart): prepares the root and becomes systemd-nspawn with
+/// the argv the conf renders to. Only returns on error.
+pub fn exec_nspawn(c: &Container, conf: &Conf) -> CliError {
+    if let Err(e) = prepare(c, conf) {
+        return e;
+    }
+    let argv = nspawn::argv(conf, &c.ctx.roots, &c.layout);
+    let e = Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(nspawn::ENV.iter().copied())
+        .exec();
+    CliError::Spawn {
+        what: argv[0].clone(),
+        source: e,
+    }
+}
+
+/// systemd-nspawn with the argv the conf renders to, detached from us.
+fn spawn_direct(c: &Container, conf: &Conf) -> Result<Process> {
+    prepare(c, conf)?;
+    let roots = &c.ctx.roots;
     let run = c.run_dir()?;
     let log_path = run.child_path(ncp_core::layout::CONSOLE_LOG);
     let log = OpenOptions::new()

@@ -23,6 +23,10 @@ pub enum Action {
     Restart,
     /// The container no longer has a conf file: it was removed.
     Stop,
+    /// It left the configuration that declared it: stop it (if this tool
+    /// started it) and remove its conf file, keeping its state, as NixOS
+    /// does with a container removed from `containers`.
+    Retire,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +47,8 @@ pub struct Facts<'a> {
     pub running_system: Option<&'a str>,
     /// Where the profile points.
     pub profile_system: Option<&'a str>,
+    /// Some(false): a configuration declared it before and no longer does.
+    pub declared: Option<bool>,
 }
 
 /// Keys whose values differ between two confs, ignoring those that do not
@@ -59,6 +65,18 @@ pub fn changed_keys(a: &Conf, b: &Conf) -> Vec<String> {
 
 pub fn decide(f: &Facts) -> Decision {
     let d = |action, reason: String| Decision { action, reason };
+    if f.declared == Some(false) {
+        let how = match (f.running, f.started_conf.is_some()) {
+            (true, true) => "stopped; its conf file removed, its state kept",
+            (true, false) => "its conf file removed, its state kept; running, but not started by nix-container, so left running",
+            (false, _) => "its conf file removed, its state kept",
+        };
+        return d(
+            Action::Retire,
+            format!("removed from the configuration: {how}"),
+        );
+    }
+
     let Some(conf) = f.conf else {
         return if f.running {
             d(Action::Stop, "its conf file is gone".into())
@@ -125,6 +143,7 @@ mod tests {
                 started_conf: started,
                 running_system: r,
                 profile_system: p,
+                declared: None,
             })
             .action
         };
@@ -147,6 +166,19 @@ mod tests {
         assert_eq!(stopped(Some(&auto)), Action::Start);
         assert_eq!(stopped(Some(&a)), Action::Nothing);
         assert_eq!(stopped(None), Action::Nothing);
+        let retired = |running, started| {
+            decide(&Facts {
+                running,
+                conf: Some(&a),
+                started_conf: started,
+                declared: Some(false),
+                ..Default::default()
+            })
+        };
+        assert_eq!(retired(true, Some(&a)).action, Action::Retire);
+        assert!(retired(true, None).reason.contains("left running"));
+        assert_eq!(retired(false, None).action, Action::Retire);
+
         assert_eq!(
             changed_keys(&a, &b),
             vec![

@@ -17,7 +17,9 @@ const MAX_FILE: u64 = 1 << 20;
 
 /// Where Nix looks, in order, given the environment `env`.
 pub fn files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from(env("NIX_CONF_DIR").unwrap_or_else(|| "/etc/nix".into())).join("nix.conf")];
+    let mut out = vec![
+        PathBuf::from(env("NIX_CONF_DIR").unwrap_or_else(|| "/etc/nix".into())).join("nix.conf"),
+    ];
     if let Some(list) = env("NIX_USER_CONF_FILES") {
         out.extend(list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
     } else {
@@ -40,7 +42,13 @@ pub fn files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
 
 /// Applies one configuration text (`origin` names its directory for
 /// includes) to `into`, keeping only `keys`.
-fn apply(text: &str, dir: Option<&Path>, keys: &[&str], into: &mut BTreeMap<String, String>, depth: usize) {
+fn apply(
+    text: &str,
+    dir: Option<&Path>,
+    keys: &[&str],
+    into: &mut BTreeMap<String, String>,
+    depth: usize,
+) {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -56,7 +64,9 @@ fn apply(text: &str, dir: Option<&Path>, keys: &[&str], into: &mut BTreeMap<Stri
             }
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let k = k.trim();
         if keys.contains(&k) {
             into.insert(k.to_owned(), v.trim().to_owned());
@@ -66,7 +76,9 @@ fn apply(text: &str, dir: Option<&Path>, keys: &[&str], into: &mut BTreeMap<Stri
 
 fn read_file(path: &Path, keys: &[&str], into: &mut BTreeMap<String, String>, depth: usize) {
     use std::io::Read;
-    let Ok(f) = std::fs::File::open(path) else { return };
+    let Ok(f) = std::fs::File::open(path) else {
+        return;
+    };
     if !f.metadata().is_ok_and(|m| m.is_file()) {
         return;
     }
@@ -112,7 +124,11 @@ mod tests {
             "plugin-files = /x.so # a comment\ncontainer-state-dir = /a\ninclude more.conf\n!include missing.conf\n",
         )
         .unwrap();
-        std::fs::write(sys.join("more.conf"), "container-config-dir = /b\ninclude more.conf\n").unwrap();
+        std::fs::write(
+            sys.join("more.conf"),
+            "container-config-dir = /b\ninclude more.conf\n",
+        )
+        .unwrap();
         let user = t.path().join("user.conf");
         std::fs::write(&user, "container-config-dir = /c\n").unwrap();
         let env = |k: &str| match k {
@@ -121,7 +137,14 @@ mod tests {
             "NIX_CONFIG" => Some("container-legacy-layout = true\ncontainer-state-dir=/d".into()),
             _ => None,
         };
-        let got = read(&["container-state-dir", "container-config-dir", "container-legacy-layout"], &env);
+        let got = read(
+            &[
+                "container-state-dir",
+                "container-config-dir",
+                "container-legacy-layout",
+            ],
+            &env,
+        );
         assert_eq!(got["container-state-dir"], "/d");
         assert_eq!(got["container-config-dir"], "/c");
         assert_eq!(parse_bool(&got["container-legacy-layout"]), Some(true));
@@ -135,7 +158,18 @@ mod tests {
             "HOME" => Some("/root".into()),
             _ => None,
         };
-        let f: Vec<String> = files(&env).iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(f, ["/etc/nix/nix.conf", "/x2/nix/nix.conf", "/x1/nix/nix.conf", "/root/.config/nix/nix.conf"]);
+        let f: Vec<String> = files(&env)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            f,
+            [
+                "/etc/nix/nix.conf",
+                "/x2/nix/nix.conf",
+                "/x1/nix/nix.conf",
+                "/root/.config/nix/nix.conf"
+            ]
+        );
     }
 }

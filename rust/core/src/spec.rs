@@ -330,8 +330,13 @@ fn extra_flags(a: &Args) -> Result<Vec<String>> {
         }
     }
     if a.ephemeral {
+        // After the unit's --link-journal=try-guest (the last one counts),
+        // which systemd-nspawn before 256 refuses beside --ephemeral;
+        // NixOS's own ephemeral containers link no journal either.
+        flags.push("--link-journal=no".into());
         flags.push("--ephemeral".into());
     }
+
     for (i, cap) in a.additional_capabilities.iter().enumerate() {
         let ok = !cap.is_empty() && cap.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
@@ -411,7 +416,7 @@ mod tests {
         assert_eq!(c.get("COPY_RESOLV_CONF"), Some("0"));
         assert_eq!(
             c.get("EXTRA_NSPAWN_FLAGS"),
-            Some(" --bind=/srv/data:/data --bind-ro=/ro --ephemeral --capability=CAP_NET_ADMIN,CAP_MKNOD --tmpfs=/var --drop-capability=CAP_SYS_CHROOT")
+            Some(" --bind=/srv/data:/data --bind-ro=/ro --link-journal=no --ephemeral --capability=CAP_NET_ADMIN,CAP_MKNOD --tmpfs=/var --drop-capability=CAP_SYS_CHROOT")
         );
     }
 

@@ -1,6 +1,10 @@
 //! `apply`: what each container's last profile or conf change needs.
 
+use std::collections::BTreeSet;
+
 use ncp_core::decide::{decide, Action, Decision, Facts};
+use ncp_core::fsutil::{Contents, Dir};
+use ncp_core::name;
 use serde::Serialize;
 
 use crate::commands::{inside, lifecycle};
@@ -24,8 +28,11 @@ pub fn said(d: &Decision) -> String {
     format!("{verb} ({})", d.reason)
 }
 
-fn facts_decision(c: &Container) -> Result<Decision> {
-    let running = c.leader().is_some();
+fn facts_decision(c: &Container, declared: Option<bool>) -> Result<Decision> {
+    // A container something else started counts as running (and, with no
+    // record of its start, is left alone).
+    let running = c.leader().is_some() || c.foreign().is_some();
+
     let conf = c.conf()?.map(|(_, c)| c);
     let started = if running { c.started_conf()? } else { None };
     let running_system = if running { c.active_system() } else { None };
@@ -36,11 +43,16 @@ fn facts_decision(c: &Container) -> Result<Decision> {
         started_conf: started.as_ref(),
         running_system: running_system.as_deref(),
         profile_system: profile_system.as_deref(),
+        declared,
     }))
 }
 
 pub fn apply_one(c: &Container, dry_run: bool) -> Result<Decision> {
-    let d = facts_decision(c)?;
+    apply_declared(c, None, dry_run)
+}
+
+fn apply_declared(c: &Container, declared: Option<bool>, dry_run: bool) -> Result<Decision> {
+    let d = facts_decision(c, declared)?;
     if !dry_run {
         match d.action {
             Action::Nothing => {}
@@ -48,22 +60,72 @@ pub fn apply_one(c: &Container, dry_run: bool) -> Result<Decision> {
             Action::Reload => inside::reload(c)?,
             Action::Restart => lifecycle::restart(c)?,
             Action::Stop => lifecycle::stop(c)?,
+            Action::Retire => {
+                if c.started_conf()?.is_some() && c.nspawn().is_some() {
+                    lifecycle::stop(c)?;
+                }
+                if let Some(d) = Dir::open_existing_root(&c.ctx.roots.config_dir)? {
+                    d.unlink(&c.layout.config_file_name())?;
+                }
+            }
         }
     }
     Ok(d)
 }
 
-/// The hook: does what each container's last change needs.
-pub fn apply(ctx: &Ctx, names: &[String], dry_run: bool, json: bool) -> Result<()> {
+/// Where `apply --declared` remembers what the configuration declared
+/// (beside the conf files; not a *.conf, so stock tools do not list it).
+const DECLARED: &str = ".nix-container-declared";
+
+fn previously_declared(ctx: &Ctx) -> Result<BTreeSet<String>> {
+    let Some(d) = Dir::open_existing_root(&ctx.roots.config_dir)? else {
+        return Ok(BTreeSet::new());
+    };
+    Ok(match d.read_bounded(DECLARED, 1 << 20)? {
+        Contents::Data(b) => String::from_utf8_lossy(&b)
+            .lines()
+            .filter(|n| name::validate(n).is_ok())
+            .map(String::from)
+            .collect(),
+        _ => BTreeSet::new(),
+    })
+}
+
+/// The hook: does what each container's last change needs. With
+/// `declared` (the names a configuration declares), it acts on those and
+/// on the ones it declared before and no longer does, and on nothing else.
+pub fn apply(
+    ctx: &Ctx,
+    names: &[String],
+    declared: Option<&[String]>,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
     set_json(json);
-    let names: Vec<String> = if names.is_empty() {
-        ctx.names()
-    } else {
-        names.to_vec()
+    let declared: Option<BTreeSet<String>> = match declared {
+        None => None,
+        Some(d) => {
+            for n in d {
+                name::validate(n)?;
+            }
+            Some(d.iter().cloned().collect())
+        }
+    };
+    let names: Vec<String> = match &declared {
+        Some(now) => now.union(&previously_declared(ctx)?).cloned().collect(),
+        None if names.is_empty() => ctx.names(),
+        None => names.to_vec(),
     };
     let mut results = Vec::new();
     for n in &names {
-        let r = ctx.container(n).and_then(|c| apply_one(&c, dry_run));
+        let is_declared = declared.as_ref().map(|d| d.contains(n));
+        if is_declared == Some(false) && ctx.container(n).is_err() {
+            continue; // declared once, gone since
+        }
+        let r = ctx
+            .container(n)
+            .and_then(|c| apply_declared(&c, is_declared, dry_run));
+
         results.push(match r {
             Ok(decision) => Applied {
                 name: n.clone(),
@@ -94,6 +156,14 @@ pub fn apply(ctx: &Ctx, names: &[String], dry_run: bool, json: bool) -> Result<(
                 ),
             }
         }
+    }
+    if let (Some(d), false) = (&declared, dry_run) {
+        let text: String = d.iter().map(|n| format!("{n}\n")).collect();
+        Dir::open_root(&ctx.roots.config_dir, 0o755)?.replace_file(
+            DECLARED,
+            text.as_bytes(),
+            0o644,
+        )?;
     }
     let failed_n = results.iter().filter(|r| r.error.is_some()).count();
     if failed_n > 0 {

@@ -91,6 +91,13 @@ pub fn start(c: &Container) -> Result<()> {
         say!("{}: already running (systemd-nspawn {})", c.name(), p.pid);
         return Ok(());
     }
+    if let Some(pid) = c.foreign() {
+        say!(
+            "{}: already running, started by another tool (systemd-nspawn {pid}); left alone",
+            c.name()
+        );
+        return Ok(());
+    }
     let (text, conf) = c.conf()?.ok_or_else(|| {
         failed(format!(
             "container '{}' has no conf file '{}': prepare it with builtins.containerProfile",
@@ -140,7 +147,7 @@ pub fn start(c: &Container) -> Result<()> {
     });
     match result {
         Ok(leader) => {
-            if c.ctx.runner == Runner::Direct {
+            if c.ctx.runner.configures_network() {
                 network::configure(c, &conf, &leader)?;
             }
             say!("{}: started (init {}, {system})", c.name(), leader.pid);
@@ -171,19 +178,33 @@ pub fn log_since(path: &std::path::Path, offset: u64) -> String {
 /// Halts the container: SIGRTMIN+3 to its init, at most `c.ctx.timeout`,
 /// then SIGKILL; says what it did.
 pub fn stop(c: &Container) -> Result<()> {
+    if let Some(pid) = c.foreign() {
+        return Err(failed(format!(
+            "container '{}' was not started by nix-container (systemd-nspawn {pid}); \
+             stop it with the tool that started it",
+            c.name()
+        )));
+    }
     let Some(nspawn) = c.nspawn() else {
         c.clear_run_records()?;
         say!("{}: not running", c.name());
         return Ok(());
     };
     let grace = c.ctx.timeout;
-    if c.ctx.runner == Runner::Direct {
-        say!(
+    match c.ctx.runner {
+        Runner::Direct => say!(
             "{}: asking its init to halt (SIGRTMIN+3); SIGKILL after {}s",
             c.name(),
             grace.as_secs()
-        );
+        ),
+        Runner::Systemd { .. } => say!(
+            "{}: stopping {} (its init gets SIGRTMIN+3); SIGKILL after {}s",
+            c.name(),
+            c.ctx.runner.unit(c),
+            grace.as_secs()
+        ),
     }
+
     let s = c.ctx.runner.stop(c, &nspawn, grace)?;
     c.clear_run_records()?;
     match s.escalated {
@@ -220,4 +241,58 @@ pub fn restart(c: &Container) -> Result<()> {
     // The unit (or our record) may need a moment to let go of the root.
     wait_until(Duration::from_secs(5), || c.nspawn().is_none());
     start(c)
+}
+
+/// In a unit's ExecStart: becomes systemd-nspawn (returns only an error).
+pub fn exec_nspawn(c: &Container) -> crate::error::CliError {
+    let conf = match c.conf() {
+        Ok(Some((text, conf))) => {
+            // What it started with, and the system the unit boots.
+            let recorded = c.run_dir().and_then(|d| {
+                d.replace_file(STARTED_CONF, text.as_bytes(), 0o600)?;
+                Ok(())
+            });
+            if let Err(e) = recorded {
+                return e;
+            }
+            if let Some(system) = c.profile_system() {
+                if let Err(e) = c.record_active_system(&system) {
+                    return e;
+                }
+            }
+            conf
+        }
+        Ok(None) => return failed(format!("container '{}' has no conf file", c.name())),
+        Err(e) => return e,
+    };
+    crate::runner::exec_nspawn(c, &conf)
+}
+
+/// In a unit's ExecStartPost: the private network, as NixOS's unit sets it up.
+pub fn network_up(c: &Container) -> Result<()> {
+    let (_, conf) = c
+        .conf()?
+        .ok_or_else(|| failed(format!("container '{}' has no conf file", c.name())))?;
+    let leader = c.require_leader()?;
+    network::configure(c, &conf, &leader)
+}
+
+/// Writes container@.service (this program as its ExecStart) and reloads systemd.
+pub fn install_unit(dir: &std::path::Path) -> Result<()> {
+    let cli =
+        std::env::current_exe().map_err(|e| failed(format!("cannot find this program: {e}")))?;
+    let d = ncp_core::fsutil::Dir::open_root(dir, 0o755)?;
+    d.replace_file(
+        "container@.service",
+        crate::runner::unit_file(&cli).as_bytes(),
+        0o644,
+    )?;
+    say!("wrote {}", dir.join("container@.service").display());
+    if crate::runner::systemd_booted() {
+        let o = crate::runner::systemctl(&["daemon-reload"])?;
+        if !o.status.success() {
+            return Err(failed(String::from_utf8_lossy(&o.stderr).trim().to_owned()));
+        }
+    }
+    Ok(())
 }

@@ -10,5 +10,7 @@ mod profile;
 pub use apply::apply;
 pub use destroy::destroy;
 pub use inside::{reload, run};
-pub use lifecycle::{list, restart, start, status, stop, terminate};
+pub use lifecycle::{
+    exec_nspawn, install_unit, list, network_up, restart, start, status, stop, terminate,
+};
 pub use profile::{delete_generations, generations, rollback};
