@@ -27,13 +27,13 @@ took() { timing+=("$1: ${SECONDS}s"); SECONDS=0; }
 plugin_28= plugin_235=
 if want 2.8 || want 2.35; then
   eval "$(scripts/setup.sh)"
-  plugin_28=$NCP_PLUGIN
+  plugin_28=$NCP_PLUGIN pc_28=$PKG_CONFIG_PATH
   took "set-up and the plugin for Nix 2.8"
 fi
 if want 2.35; then
   prefix_235=$(scripts/nix-sid.sh 2.35.2)
   eval "$(scripts/setup.sh --nix-prefix "$prefix_235" --in-sid)"
-  plugin_235=$NCP_PLUGIN
+  plugin_235=$NCP_PLUGIN pc_235=$PKG_CONFIG_PATH
   took "Nix 2.35.2 and its plugin"
 fi
 
@@ -45,7 +45,7 @@ fi
 
 if want 2.8; then
   (
-    export NCP_PLUGIN=$plugin_28 NCP_OTHER_PLUGIN=$plugin_235
+    export NCP_PLUGIN=$plugin_28 NCP_OTHER_PLUGIN=$plugin_235 PKG_CONFIG_PATH=$pc_28
     [ -n "$NCP_OTHER_PLUGIN" ] || unset NCP_OTHER_PLUGIN
     # The real nixpkgs lib: its newest snapshot needs Nix >= 2.18.
     NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.8.0); export NCP_NIXPKGS_LIB
@@ -60,7 +60,8 @@ if want 2.35; then
   (
     # A test that compiles a program against the plugin's C++ runtime does
     # it in the chroot the plugin was built in.
-    export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28 NCP_SID=$NCP_SRC/scripts/sid.sh
+    export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28 NCP_SID=$NCP_SRC/scripts/sid.sh PKG_CONFIG_PATH=$pc_235
+
     NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.35.2); export NCP_NIXPKGS_LIB
     # The systemd VM needs this Nix's prefix and sid's libraries too.
     export NCP_CACHE_DIR_BIND=$NCP_CACHE_DIR
