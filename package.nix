@@ -3,14 +3,17 @@
 # that will load it, e.g. config.nix.package), and the nix-container CLI.
 #   pkgs.callPackage ./package.nix { nix = pkgs.nixVersions.latest; }
 # Installs lib/nix/plugins/nix-container-plugin.so (the file to put in
-# plugin-files; the plugin proper, -impl.so, sits beside it) and
-# bin/nix-container.
+# plugin-files; the plugin proper, -impl.so, sits beside it),
+# bin/nix-container with its man page and shell completions, and the Nix
+# library (share/nix-container-plugin/nix-plugin: the config and flake
+# routes, the NixOS module), which `nix-container create` evaluates.
 {
   lib,
   stdenv,
   meson,
   ninja,
   pkg-config,
+  installShellFiles,
   rustPlatform,
   cargo,
   rustc,
@@ -33,6 +36,7 @@ stdenv.mkDerivation (finalAttrs: {
       ./cpp
       ./include
       ./rust
+      ./nix-plugin
       # Workspace members cargo reads the manifests of.
       ./tests/Cargo.toml
       ./tests/support
@@ -45,6 +49,7 @@ stdenv.mkDerivation (finalAttrs: {
     meson
     ninja
     pkg-config
+    installShellFiles
     rustPlatform.cargoSetupHook
     cargo
     rustc
@@ -64,6 +69,16 @@ stdenv.mkDerivation (finalAttrs: {
   '';
   postInstall = ''
     install -Dm755 ../target-cli/release/nix-container $out/bin/nix-container
+    mkdir -p $out/share/nix-container-plugin
+    cp -r ../nix-plugin $out/share/nix-container-plugin/nix-plugin
+  '' + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    # Both come from the CLI's own definition of its command line.
+    $out/bin/nix-container man > nix-container.1
+    installManPage nix-container.1
+    installShellCompletion --cmd nix-container \
+      --bash <($out/bin/nix-container completions bash) \
+      --zsh <($out/bin/nix-container completions zsh) \
+      --fish <($out/bin/nix-container completions fish)
   '';
 
   passthru.pluginFile = "${placeholder "out"}/lib/nix/plugins/nix-container-plugin.so";

@@ -57,7 +57,21 @@ rec {
      the name), which must set boot.isContainer = true. */
   fromFlake = args: builtin "containerProfile" (containerArgs args // { system = systemOfFlake args; });
 
+  /* Many containers, one evaluation: `config` (and `modules`) is evaluated
+     once, with networking.hostName left empty, so each container gets its
+     name as host name from systemd-nspawn (NixOS writes no /etc/hostname
+     for an empty hostName and systemd keeps the one it was given).
+     `containers` maps each container's name to its other containerProfile
+     attributes (privateNetwork, addresses, bindMounts, …). Returns the
+     results by name. */
+  manyFromConfig = { containers, ... }@args:
+    let system = systemOfConfig (builtins.removeAttrs args [ "containers" ] // { name = ""; });
+    in builtins.mapAttrs
+      (name: attrs: builtin "containerProfile" (containerArgs attrs // { inherit name system; }))
+      containers;
+
   /* Pure: what fromConfig would prepare, without writing anything. */
+
   specOfConfig = args: builtin "containerSpec" (containerArgs args // { system = systemOfConfig args; });
 
   inherit systemOfConfig systemOfFlake;

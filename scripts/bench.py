@@ -4,6 +4,15 @@
 per-container profile, then the root file system preparation of
 container@.service in shell), for N containers whose system is in the store.
 
+Then "one system, many containers" (NCP_BENCH_MANY, default "1 10 50"):
+N containers from one NixOS configuration. The peer, as `nixos-container
+create` does per container: an evaluation of the configuration (hostName =
+the container's name) and its build, by nix-env --set on the container's
+profile. Ours: N fromConfig calls in one evaluation (N systems, one per
+host name, as the peer), and manyFromConfig (one evaluation of the module
+system, one system, N profiles). The configuration goes through nixpkgs'
+real module system (NCP_NIXPKGS_LIB) with the test fixtures as NixOS.
+
 Prints, per N: wall time of each, the ratio peer/ours, our cost per container
 for a new generation and for a no-op (evaluation baseline subtracted), the
 marginal cost (slope between N values) and the peak RSS of the evaluation with
@@ -79,6 +88,58 @@ done
 '''
 
 
+FIXTURES = os.path.join(REPO, "tests/fixtures/nixos")
+
+
+def eval_config():
+    lib = os.environ["NCP_NIXPKGS_LIB"]
+    return f'(import {FIXTURES}/eval-config.nix {{ lib = import {lib}/lib; }})'
+
+
+def many(tmp, ns):
+    """N containers from one configuration: the peer's N evaluations and
+    builds against ours (N calls in one evaluation; one shared system)."""
+    library = f'(import {REPO}/nix-plugin {{ evalConfig = {eval_config()}; }})'
+    print()
+    print("one system, many containers (a fresh label per run: every system is built anew)")
+    print(f"{'N':>5} | {'peer':>9} {'per cont':>9} | {'fromConfig×N':>12} {'manyFromConfig':>14} | {'peer/many':>9} {'RSS many':>8}")
+    for n in ns:
+        label = f"m{n}x{time.time_ns()}"
+        config = f'{{ ncpTest.label = "{label}"; }}'
+
+        def peer():
+            d = tempfile.mkdtemp(dir=tmp)
+            script = ""
+            for i in range(n):
+                os.makedirs(f"{d}/profiles/b{i}", mode=0o755)
+                expr = (f'({eval_config()} {{ modules = [ {{ boot.isContainer = true; networking.hostName = "b{i}"; '
+                        f'networking.useDHCP = false; }} {config} ]; }}).config.system.build.toplevel')
+                script += f"nix-env -p {d}/profiles/b{i}/system -E '_: {expr}' --set >/dev/null 2>&1 || exit 1\n"
+            return run(["bash", "-c", script])
+
+        def ours(call):
+            d = tempfile.mkdtemp(dir=tmp)
+            opts = []
+            for k, v in roots(d).items():
+                opts += ["--option", k, v]
+            return run(["nix", "--plugin-files", PLUGIN, *opts, "eval", "--impure", "--json", "--expr",
+                        f"let l = {library}; in {call}"])
+
+        names = " ".join(f"b{i}" for i in range(n))
+        p = peer()
+        label = f"f{n}x{time.time_ns()}"
+        config = f'{{ ncpTest.label = "{label}"; }}'
+        each = ours(f'map (name: l.fromConfig {{ inherit name; config = {config}; }}) '
+                    f'(builtins.filter builtins.isString (builtins.split " " "{names}"))')
+        label = f"s{n}x{time.time_ns()}"
+        config = f'{{ ncpTest.label = "{label}"; }}'
+        shared = ours(f'l.manyFromConfig {{ config = {config}; containers = builtins.listToAttrs '
+                      f'(map (name: {{ inherit name; value = {{ }}; }}) '
+                      f'(builtins.filter builtins.isString (builtins.split " " "{names}"))); }}')
+        print(f"{n:>5} | {p[0]:8.2f}s {p[0] / n * 1e3:7.0f}ms | {each[0]:11.2f}s {shared[0]:13.2f}s |"
+              f" {p[0] / shared[0]:8.1f}× {shared[1] / 1024:6.1f}MB")
+
+
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [1, 10, 100, 1000]
     tmp = tempfile.mkdtemp(prefix="ncp-bench-", dir=os.environ.get("NCP_BENCH_DIR", "/var/tmp"))
@@ -128,6 +189,7 @@ def main():
         print("new/cont, no-op/cont: (ours - eval only) / N;  marginal: slope of ours new between this N and the one before;")
         print("extra: peak RSS of ours new minus the same evaluation without the plugin's calls.")
         print("Targets at N=1000: peer/ours >= 100x, marginal <= 100µs, no-op <= 20µs, extra RSS <= 2 MB.")
+        many(tmp, [int(x) for x in os.environ.get("NCP_BENCH_MANY", "1 10 50").split()])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

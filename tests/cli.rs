@@ -19,7 +19,7 @@ fn start_status_run_and_stop() {
     let name = "clirun";
     let _stop = StopOnDrop(&env, &[name]);
     env.eval_json(&Env::profile_expr(name, "run-a", ""));
-    env.cli_fails(4, &["status", name]);
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
     env.cli_fails(4, &["run", name, "--", "true"]);
     env.cli_fails(4, &["reload", name]);
 
@@ -60,7 +60,7 @@ fn start_status_run_and_stop() {
     assert!(out.contains("halted"), "{out}");
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_eq!(env.mark(name, "state"), "halted");
-    env.cli_fails(4, &["status", name]);
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
     assert!(env.cli_ok(&["stop", name]).contains("not running"));
     assert!(!env.run_dir().join(name).join("nspawn.pid").exists());
 }

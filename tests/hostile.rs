@@ -317,7 +317,7 @@ fn a_stale_pid_file_never_makes_a_users_process_the_container() {
     std::fs::write(run.join("started.conf"), "").unwrap();
 
     let mark = env.path("ran-in-the-users-namespaces");
-    env.cli_fails(4, &["status", name]);
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
     env.cli_fails(4, &["run", name, "--", "touch", mark.to_str().unwrap()]);
     env.cli_fails(4, &["reload", name]);
     env.cli_ok(&["stop", name]);
@@ -477,7 +477,11 @@ fn run_enters_the_user_namespace_of_a_private_users_container() {
     env.booted(name, "userns-a", "privateUsers = \"identity\";");
     let map = env.inside(name, "cat /proc/self/uid_map");
     let fields: Vec<&str> = map.split_whitespace().collect();
-    assert_eq!(fields, ["0", "0", "65536"], "the container's mapping, not the host's: {map}");
+    assert_eq!(
+        fields,
+        ["0", "0", "65536"],
+        "the container's mapping, not the host's: {map}"
+    );
 
     assert_eq!(env.inside(name, "id -u").trim(), "0");
     // The container's /proc/1 is the init: the PID namespace is entered too.

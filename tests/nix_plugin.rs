@@ -106,6 +106,48 @@ fn the_config_route_evaluates_with_the_real_module_system() {
     env.wait_for_mark(name, "label", &format!("{name}-one"));
 }
 
+#[test]
+fn many_containers_share_one_evaluation_and_one_system() {
+    let env = Env::new();
+    let names = ["manya", "manyb", "manyc"];
+    let _stop = StopOnDrop(&env, &names);
+    let r = env.eval_json(&format!(
+        "{}.manyFromConfig {{ config = {{ ncpTest.label = \"shared\"; }}; containers = {{ \
+         manya = {{ }}; manyb = {{ autoStart = true; }}; manyc = {{ privateNetwork = true; \
+         hostAddress = \"10.231.61.1\"; localAddress = \"10.231.61.2\"; }}; }}; }}",
+        library()
+    ));
+    let systems: Vec<&str> = names
+        .iter()
+        .map(|n| r[n]["system"].as_str().unwrap())
+        .collect();
+    assert!(systems.iter().all(|s| *s == systems[0]), "{r}");
+    // networking.hostName was left empty: one system for all of them.
+    assert!(
+        systems[0].ends_with("nixos-system-ncp-test--shared"),
+        "{}",
+        systems[0]
+    );
+    assert!(r["manyb"]["conf"]
+        .as_str()
+        .unwrap()
+        .contains("AUTO_START=1"));
+    assert!(r["manyc"]["conf"]
+        .as_str()
+        .unwrap()
+        .contains("LOCAL_ADDRESS=10.231.61.2"));
+    for n in names {
+        assert_eq!(r[n]["generation"], 1);
+        assert_eq!(resolve(&env.profile(n)), systems[0]);
+        env.cli_ok(&["start", n]);
+    }
+    // Each one's host name is its own, given by systemd-nspawn.
+    for n in names {
+        env.wait_for_mark(n, "state", "running");
+        assert_eq!(env.inside(n, "hostname").trim(), n);
+    }
+}
+
 /// A flake with this repository's library, the fixtures and busybox in its
 /// own source, and the nixpkgs lib as an input: what a flake host has.
 fn write_flake(dir: &Path) {

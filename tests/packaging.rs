@@ -28,6 +28,8 @@ fn stub_pkgs() -> String {
            stdenv.mkDerivation = f: let a = f a; in a // {{ outPath = \"/nix/store/00000000000000000000000000000000-${{a.pname}}-${{a.version}}\"; }}; \
            rustPlatform = {{ importCargoLock = x: x; cargoSetupHook = \"cargoSetupHook\"; }}; \
            meson = \"meson\"; ninja = \"ninja\"; pkg-config = \"pkg-config\"; cargo = \"cargo\"; rustc = \"rustc\"; \
+           installShellFiles = \"installShellFiles\"; \
+           stdenv.buildPlatform.canExecute = p: true; stdenv.hostPlatform = {{ }}; \
            boost = \"boost\"; nlohmann_json = \"nlohmann_json\"; boehmgc = \"boehmgc\"; \
            nix = {{ dev = \"nix-dev\"; }}; \
            callPackage = fn: args: let f = if builtins.isFunction fn then fn else import fn; \
@@ -44,7 +46,7 @@ fn package_flake_and_module_default_evaluate_with_the_real_lib() {
     let repo = repo();
     let p = env.eval_json(&format!(
         "let pkgs = {pkgs}; p = pkgs.callPackage {repo}/package.nix {{ }}; in {{ \
-           inherit (p) pname version mesonFlags; native = p.nativeBuildInputs; inputs = p.buildInputs; \
+           inherit (p) pname version mesonFlags postInstall; native = p.nativeBuildInputs; inputs = p.buildInputs; \
            lock = toString p.cargoDeps.lockFile; src = \"${{p.src}}\"; main = p.meta.mainProgram; }}",
         repo = repo.display()
     ));
@@ -58,6 +60,17 @@ fn package_flake_and_module_default_evaluate_with_the_real_lib() {
         .as_array()
         .unwrap()
         .contains(&serde_json::json!("cargoSetupHook")));
+    assert!(p["native"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("installShellFiles")));
+    assert!(
+        p["postInstall"]
+            .as_str()
+            .unwrap()
+            .contains("installManPage nix-container.1"),
+        "{p}"
+    );
     assert!(p["lock"].as_str().unwrap().ends_with("/Cargo.lock"));
     assert_eq!(p["main"], "nix-container");
     // The source set holds everything the build reads and nothing else.
@@ -71,6 +84,8 @@ fn package_flake_and_module_default_evaluate_with_the_real_lib() {
         "rust/bridge/src/lib.rs",
         "rust/cli/src/main.rs",
         "rust/build-staticlib.sh",
+        "nix-plugin/default.nix",
+        "nix-plugin/module.nix",
         "tests/Cargo.toml",
     ] {
         assert!(
@@ -170,7 +185,10 @@ fn package_source_builds_and_installs_as_its_phases_do() {
         "set -e; cd {w}; meson setup build -Dtests=false --prefix=/ --libdir=lib >/dev/null; \
          ninja -C build >/dev/null; DESTDIR={d} meson install -C build >/dev/null; \
          cargo build --release --locked --offline -q -p nix-container --target-dir {t}; \
-         install -Dm755 {t}/release/nix-container {d}/bin/nix-container",
+         install -Dm755 {t}/release/nix-container {d}/bin/nix-container; \
+         mkdir -p {d}/share/nix-container-plugin {d}/share/man/man1; \
+         cp -r nix-plugin {d}/share/nix-container-plugin/nix-plugin; \
+         {d}/bin/nix-container man > {d}/share/man/man1/nix-container.1",
         w = work.display(),
         d = dest.display(),
         t = target.display()
@@ -229,4 +247,49 @@ fn package_source_builds_and_installs_as_its_phases_do() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("nix-container "));
+    let man = std::fs::read_to_string(dest.join("share/man/man1/nix-container.1")).unwrap();
+    assert!(man.contains(".TH nix-container"), "{man}");
+
+    // The installed CLI creates a container with the installed plugin and
+    // library alone: the source it was built from is gone.
+    std::fs::remove_dir_all(&work).unwrap();
+    let nixos = env.path("nixpkgs/nixos");
+    std::fs::create_dir_all(nixos.join("lib")).unwrap();
+    std::fs::write(
+        nixos.join("lib/eval-config.nix"),
+        format!(
+            "import {}/tests/fixtures/nixos/eval-config.nix {{ lib = import {}/lib; }}\n",
+            repo().display(),
+            nixpkgs_lib().display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(dest.join("bin/nix-container"));
+    c.env("NIX_CONFIG", NIX_CONFIG).env_remove("NCP_PLUGIN");
+    for (k, p) in [
+        ("--container-state-dir", env.state_dir()),
+        ("--container-config-dir", env.config_dir()),
+        ("--container-profiles-dir", env.profiles_dir()),
+        ("--container-gcroots-dir", env.gcroots_dir()),
+        ("--container-run-dir", env.path("run")),
+    ] {
+        c.arg(k).arg(p);
+    }
+    let out = c
+        .args([
+            "create",
+            "pkgd",
+            "--config",
+            "ncpTest.label = \"pkg\";",
+            "--nixos-path",
+        ])
+        .arg(&nixos)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(resolve(&env.profile("pkgd")).ends_with("nixos-system-ncp-test-pkgd-pkg"));
 }

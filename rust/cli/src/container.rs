@@ -22,6 +22,8 @@ const MAX_CONF: usize = 64 * 1024;
 
 pub struct Ctx {
     pub roots: Roots,
+    /// The layout of NixOS before 22.05 (passed on to the plugin by create).
+    pub legacy_layout: bool,
     pub runner: Runner,
     /// How long start waits for the init, and stop for it to halt.
     pub timeout: Duration,
@@ -67,13 +69,14 @@ fn read_conf(dir: &Path, file: &str) -> Result<Option<(String, Conf)>> {
 impl Ctx {
     /// Every container under the roots: a conf file, a profile directory or
     /// a root directory with a valid name.
-    pub fn names(&self) -> Vec<String> {
+    /// An error when a root cannot be trusted (fsutil's checks) or read.
+    pub fn names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = Vec::new();
-        let mut scan = |dir: &Path, suffix: &str| {
-            let Ok(Some(d)) = Dir::open_existing_root(dir) else {
-                return;
+        let mut scan = |dir: &Path, suffix: &str| -> Result<()> {
+            let Some(d) = Dir::open_existing_root(dir)? else {
+                return Ok(());
             };
-            for (file, kind) in d.entries().unwrap_or_default() {
+            for (file, kind) in d.entries()? {
                 let Some(f) = file.to_str() else { continue };
                 if let Some(n) = f.strip_suffix(suffix) {
                     let wanted = if suffix.is_empty() {
@@ -86,13 +89,14 @@ impl Ctx {
                     }
                 }
             }
+            Ok(())
         };
-        scan(&self.roots.config_dir, ".conf");
-        scan(&self.roots.profiles_dir, "");
-        scan(&self.roots.state_dir, "");
+        scan(&self.roots.config_dir, ".conf")?;
+        scan(&self.roots.profiles_dir, "")?;
+        scan(&self.roots.state_dir, "")?;
         names.sort();
         names.dedup();
-        names
+        Ok(names)
     }
 
     /// The container `name`, which must exist under the roots.
@@ -123,6 +127,8 @@ pub struct Status {
     pub system_differs: bool,
     /// Conf keys changed since it started (a restart applies them).
     pub conf_changed: Vec<String>,
+    /// Started by this tool (or its units): only then does it act on it.
+    pub managed: bool,
     pub auto_start: bool,
     pub nspawn_pid: Option<i32>,
     pub leader: Option<i32>,
@@ -253,13 +259,20 @@ impl Container<'_> {
             _ => Vec::new(),
         };
         let d = |p: &Path| p.display().to_string();
+        let foreign = if leader.is_none() {
+            self.foreign()
+        } else {
+            None
+        };
         Ok(Status {
             name: self.name().into(),
-            state: if leader.is_some() {
+            state: if leader.is_some() || foreign.is_some() {
                 "running"
             } else {
                 "stopped"
             },
+            managed: leader.is_some(),
+
             generation: self.generation()?,
             system_differs: leader.is_some()
                 && running_system.is_some()

@@ -10,10 +10,10 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
 
-    #[error("unknown container '{name}': no conf file, profile or root under the configured roots ({config})")]
+    #[error("unknown container '{name}': no conf file, profile or root under the configured roots ({config}); create it with `nix-container create {name} …` or builtins.containerProfile, or give the roots it is under (--container-state-dir …, or nix.conf)")]
     Unknown { name: String, config: String },
 
-    #[error("container '{0}' is not running")]
+    #[error("container '{0}' is not running; start it with `nix-container start {0}`")]
     NotRunning(String),
 
     #[error("{0}")]

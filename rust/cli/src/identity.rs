@@ -235,6 +235,24 @@ pub fn own_ns_inode(ns: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
+/// A root-owned systemd-nspawn running machine `name` that nobody proved
+/// to us (another tool, or a stock unit, started it), if any. Only ever a
+/// reason to leave a container alone: never to signal or enter it.
+pub fn foreign_nspawn(name: &str, except: Option<i32>) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| Some(*pid) != except)
+        .find(|&pid| {
+            let argv = cmdline(pid);
+            argv.first()
+                .is_some_and(|a| a.ends_with(ncp_core::nspawn::PROGRAM))
+                && argv.windows(2).any(|w| w[0] == "-M" && w[1] == name)
+                && uids(pid) == Some((0, 0))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,22 +275,4 @@ mod tests {
         };
         assert!(Process::from_record(&other_boot).is_none());
     }
-}
-
-/// A root-owned systemd-nspawn running machine `name` that nobody proved
-/// to us (another tool, or a stock unit, started it), if any. Only ever a
-/// reason to leave a container alone: never to signal or enter it.
-pub fn foreign_nspawn(name: &str, except: Option<i32>) -> Option<i32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| Some(*pid) != except)
-        .find(|&pid| {
-            let argv = cmdline(pid);
-            argv.first()
-                .is_some_and(|a| a.ends_with(ncp_core::nspawn::PROGRAM))
-                && argv.windows(2).any(|w| w[0] == "-M" && w[1] == name)
-                && uids(pid) == Some((0, 0))
-        })
 }

@@ -1,8 +1,12 @@
-//! nix-container: the runtime side of nix-container-plugin. Starts, stops,
-//! reloads, applies profile changes to, rolls back and destroys containers
-//! that builtins.containerProfile prepared. No Nix linkage: profiles are
-//! read and switched with Nix's own on-disk rules and lock.
+//! nix-container: the runtime side of nix-container-plugin, and a
+//! replacement for nixos-container (same commands, flags and parsed
+//! output). Creates and updates containers through the plugin (a `nix`
+//! evaluation calling builtins.containerProfile), starts, stops, reloads,
+//! applies profile changes to, rolls back, resets and destroys them. No Nix
+//! linkage: profiles are read and switched with Nix's own on-disk rules and
+//! lock.
 
+mod cli;
 mod commands;
 mod container;
 mod enter;
@@ -16,73 +20,13 @@ mod runner;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use ncp_core::layout::{Roots, Settings};
 
+use cli::{Cli, Cmd, RootArgs};
 use container::Ctx;
 use error::{CliError, Result};
-use runner::{Runner, RunnerChoice};
-
-/// The roots, named as the plugin's settings are (and defaulting alike).
-#[derive(Args, Debug)]
-struct RootArgs {
-    /// Container roots (default /var/lib/nixos-containers).
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_STATE_DIR",
-        value_name = "DIR"
-    )]
-    container_state_dir: Option<String>,
-    /// Conf files (default /etc/nixos-containers).
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_CONFIG_DIR",
-        value_name = "DIR"
-    )]
-    container_config_dir: Option<String>,
-    /// Per-container profiles (default NIX_STATE_DIR/profiles/per-container).
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_PROFILES_DIR",
-        value_name = "DIR"
-    )]
-    container_profiles_dir: Option<String>,
-    /// Per-container GC roots (default NIX_STATE_DIR/gcroots/per-container).
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_GCROOTS_DIR",
-        value_name = "DIR"
-    )]
-    container_gcroots_dir: Option<String>,
-    /// Pid files, console logs and the conf each container started with
-    /// (default /run/nix-container).
-    #[arg(long, global = true, env = "NCP_CONTAINER_RUN_DIR", value_name = "DIR")]
-    container_run_dir: Option<String>,
-    /// The layout of NixOS before 22.05 (/var/lib/containers, /etc/containers).
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
-    container_legacy_layout: Option<bool>,
-    /// Nix's store (as Nix: NIX_STORE_DIR, default /nix/store).
-    #[arg(long, global = true, env = "NIX_STORE_DIR", value_name = "DIR")]
-    store_dir: Option<String>,
-    /// Nix's state directory (as Nix: NIX_STATE_DIR, default /nix/var/nix).
-    #[arg(long, global = true, env = "NIX_STATE_DIR", value_name = "DIR")]
-    nix_state_dir: Option<String>,
-    /// Who runs systemd-nspawn: systemd (container@NAME.service), this tool, or auto.
-    #[arg(long, global = true, value_enum, default_value = "auto")]
-    runner: RunnerChoice,
-    /// Seconds start waits for the init, and stop for it to halt before
-    /// it is killed.
-    #[arg(long, global = true, default_value_t = 30)]
-    timeout: u64,
-    /// Seconds to wait for a profile lock (held by nix-env, an evaluation, …;
-    /// default 60).
-    #[arg(long, global = true, value_name = "SECONDS")]
-    container_lock_timeout: Option<u64>,
-}
+use runner::Runner;
 
 /// The plugin's settings the CLI also reads from Nix's configuration
 /// (nix.conf, NIX_CONFIG), where a flag or NCP_* variable does not give them.
@@ -95,107 +39,6 @@ const NIX_CONF_KEYS: &[&str] = &[
     "container-legacy-layout",
     "container-lock-timeout",
 ];
-
-#[derive(Parser, Debug)]
-#[command(name = "nix-container", version, about, long_about = None, args_override_self = true)]
-#[command(
-    after_help = "Exit codes: 0 done (status: running), 1 failed, 2 bad arguments, \
-3 unknown container, 4 container not running."
-)]
-struct Cli {
-    #[command(flatten)]
-    roots: RootArgs,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Every container under the roots, with state, generation and system.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Start a container (idempotent).
-    Start { name: String },
-    /// Halt a container: SIGRTMIN+3 to its init, at most --timeout, then kill (idempotent).
-    Stop { name: String },
-    /// Kill a container at once (SIGKILL to everything in it).
-    Terminate { name: String },
-    /// Stop, then start a container.
-    Restart { name: String },
-    /// Show a container; exits 4 when it is not running.
-    Status {
-        name: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Activate the profile's system inside the running container, without a reboot.
-    Reload { name: String },
-    /// Do what the last profile or conf change needs: nothing, reload, restart, start or stop.
-    Apply {
-        /// Containers to apply to.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        names: Vec<String>,
-        /// Every container under the roots.
-        #[arg(long)]
-        all: bool,
-        /// Only say what would be done.
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        json: bool,
-        /// The containers a configuration declares (comma-separated, may be
-        /// empty): apply acts on these and on those it declared before and
-        /// no longer does (stopped, conf removed, state kept), and on no other.
-        #[arg(long, value_name = "NAMES", value_delimiter = ',', num_args = 0..)]
-        declared: Option<Vec<String>>,
-    },
-    /// Switch the profile to the previous generation (or --to N), then apply.
-    Rollback {
-        name: String,
-        #[arg(long, value_name = "N")]
-        to: Option<u64>,
-    },
-    /// The generations of a container's system profile.
-    Generations {
-        name: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete generations as nix-env does: `old`, `+K`, `Nd` or numbers; never the current one.
-    DeleteGenerations {
-        name: String,
-        #[arg(required = true)]
-        spec: Vec<String>,
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Stop a container and remove its root, conf, profile and GC roots.
-    Destroy { name: String },
-    /// Run a command inside the running container: run NAME -- CMD...
-    Run {
-        name: String,
-        #[arg(last = true)]
-        command: Vec<String>,
-    },
-    /// Write a container@.service for hosts that have none (not NixOS):
-    /// systemd then runs containers as NixOS's unit does.
-    InstallUnit {
-        /// Where to write it.
-        #[arg(long, default_value = "/etc/systemd/system")]
-        dir: std::path::PathBuf,
-    },
-    /// (In a unit's ExecStart) prepare the root and become systemd-nspawn.
-    #[command(hide = true)]
-    ExecNspawn { name: String },
-    /// (In a unit's ExecStartPost) set up a private network's addresses.
-    #[command(hide = true)]
-    NetworkUp { name: String },
-    /// (Tests) the `ip` calls that set up a container's private network, as JSON.
-    #[command(hide = true)]
-    NetworkPlan { name: String },
-}
 
 fn ctx(r: &RootArgs) -> Result<Ctx> {
     let conf = ncp_core::nixconf::read(NIX_CONF_KEYS, &|k| std::env::var(k).ok());
@@ -235,13 +78,13 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         profiles_dir: pick(&r.container_profiles_dir, "container-profiles-dir"),
         gcroots_dir: pick(&r.container_gcroots_dir, "container-gcroots-dir"),
         run_dir: pick(&r.container_run_dir, "container-run-dir"),
-
         legacy_layout: legacy,
         lock_timeout_secs: lock_timeout,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Ctx {
         runner: Runner::detect(r.runner, &roots),
+        legacy_layout: legacy,
         roots,
         timeout: Duration::from_secs(r.timeout),
         lock_timeout: Duration::from_secs(lock_timeout),
@@ -249,15 +92,30 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
 }
 
 fn run(cli: Cli) -> Result<u8> {
+    // Commands that need no container roots.
+    match &cli.command {
+        Cmd::Completions { shell } => return cli::completions(*shell).map(|()| 0),
+        Cmd::Man => return cli::man().map(|()| 0),
+        _ => {}
+    }
     let ctx = ctx(&cli.roots)?;
     let c = |n: &str| ctx.container(n);
     match &cli.command {
-        Cmd::List { json } => commands::list(&ctx, *json)?,
+        Cmd::List { long, json } => commands::list(&ctx, *long, *json)?,
+        Cmd::Create(a) => commands::create(&ctx, a)?,
+        Cmd::Update(a) => commands::update(&ctx, a)?,
+        Cmd::Destroy { name } => commands::destroy(&c(name)?)?,
         Cmd::Start { name } => commands::start(&c(name)?)?,
         Cmd::Stop { name } => commands::stop(&c(name)?)?,
         Cmd::Terminate { name } => commands::terminate(&c(name)?)?,
         Cmd::Restart { name } => commands::restart(&c(name)?)?,
-        Cmd::Status { name, json } => commands::status(&c(name)?, *json)?,
+        Cmd::Status { name, long, json } => commands::status(&ctx, name, *long, *json)?,
+
+        Cmd::Login { name } => return commands::login(&c(name)?),
+        Cmd::RootLogin { name } => return commands::root_login(&c(name)?),
+        Cmd::Run { name, command } => return commands::run(&c(name)?, command),
+        Cmd::ShowIp { name, json } => commands::show_ip(&c(name)?, *json)?,
+        Cmd::ShowHostKey { name } => return commands::show_host_key(&c(name)?),
         Cmd::Reload { name } => commands::reload(&c(name)?)?,
         Cmd::Apply {
             names,
@@ -271,25 +129,25 @@ fn run(cli: Cli) -> Result<u8> {
                 .map(|d| d.iter().filter(|n| !n.is_empty()).cloned().collect());
             commands::apply(&ctx, names, declared.as_deref(), *dry_run, *json)?
         }
-        Cmd::Rollback { name, to } => commands::rollback(&c(name)?, *to)?,
+        Cmd::Rollback { name, to, json } => commands::rollback(&c(name)?, *to, *json)?,
         Cmd::Generations { name, json } => commands::generations(&c(name)?, *json)?,
         Cmd::DeleteGenerations {
             name,
             spec,
             dry_run,
-        } => commands::delete_generations(&c(name)?, spec, *dry_run)?,
-        Cmd::Destroy { name } => commands::destroy(&c(name)?)?,
-        Cmd::Run { name, command } => return commands::run(&c(name)?, command),
+            json,
+        } => commands::delete_generations(&c(name)?, spec, *dry_run, *json)?,
+        Cmd::Reset { name } => commands::reset(&c(name)?)?,
+        Cmd::Logs {
+            name,
+            lines,
+            follow,
+        } => return commands::logs(&c(name)?, *lines, *follow),
         Cmd::InstallUnit { dir } => commands::install_unit(dir)?,
         Cmd::ExecNspawn { name } => return Err(commands::exec_nspawn(&c(name)?)),
         Cmd::NetworkUp { name } => commands::network_up(&c(name)?)?,
-        Cmd::NetworkPlan { name } => {
-            let c = c(name)?;
-            let (_, conf) = c
-                .conf()?
-                .ok_or_else(|| error::failed(format!("container '{name}' has no conf file")))?;
-            output::print_json(&network::plan(c.name(), &conf))?
-        }
+        Cmd::NetworkPlan { name } => commands::network_plan(&c(name)?)?,
+        Cmd::Completions { .. } | Cmd::Man => {}
     }
     Ok(error::code::OK)
 }
@@ -300,10 +158,16 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal's disposition to its default.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
+    output::init_color();
+    output::set_json(cli.command.json());
+
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("nix-container: {e}");
+            eprintln!(
+                "{}: {e}",
+                output::paint("nix-container", output::Color::Red)
+            );
             e.exit_code()
         }
     }

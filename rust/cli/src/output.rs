@@ -35,3 +35,36 @@ pub fn print_json<T: Serialize>(v: &T) -> Result<()> {
     println!("{s}");
     Ok(())
 }
+
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// Colours only on a terminal, and never with NO_COLOR set.
+pub fn init_color() {
+    use std::os::fd::AsFd;
+    let tty = nix::unistd::isatty(std::io::stdout().as_fd()).unwrap_or(false)
+        && nix::unistd::isatty(std::io::stderr().as_fd()).unwrap_or(false);
+    COLOR.store(
+        tty && std::env::var_os("NO_COLOR").is_none(),
+        Ordering::Relaxed,
+    );
+}
+
+#[derive(Clone, Copy)]
+pub enum Color {
+    Red,
+    Green,
+    Yellow,
+}
+
+/// `text` in `color` when colours are on.
+pub fn paint(text: &str, color: Color) -> String {
+    if !COLOR.load(Ordering::Relaxed) {
+        return text.to_owned();
+    }
+    let code = match color {
+        Color::Red => 31,
+        Color::Green => 32,
+        Color::Yellow => 33,
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}

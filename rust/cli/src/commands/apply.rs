@@ -77,7 +77,7 @@ fn apply_declared(c: &Container, declared: Option<bool>, dry_run: bool) -> Resul
 /// (beside the conf files; not a *.conf, so stock tools do not list it).
 const DECLARED: &str = ".nix-container-declared";
 
-fn previously_declared(ctx: &Ctx) -> Result<BTreeSet<String>> {
+pub fn previously_declared(ctx: &Ctx) -> Result<BTreeSet<String>> {
     let Some(d) = Dir::open_existing_root(&ctx.roots.config_dir)? else {
         return Ok(BTreeSet::new());
     };
@@ -113,7 +113,7 @@ pub fn apply(
     };
     let names: Vec<String> = match &declared {
         Some(now) => now.union(&previously_declared(ctx)?).cloned().collect(),
-        None if names.is_empty() => ctx.names(),
+        None if names.is_empty() => ctx.names()?,
         None => names.to_vec(),
     };
     let mut results = Vec::new();

@@ -7,7 +7,10 @@ use std::path::Path;
 
 use ncp_core::fsutil::Dir;
 
+use crate::commands::apply::previously_declared;
+use crate::commands::create::{module_file, recipe_file};
 use crate::commands::lifecycle;
+
 use crate::container::Container;
 use crate::error::{failed, Result};
 use crate::say;
@@ -25,6 +28,15 @@ fn trees<'a>(c: &'a Container) -> [(&'a Path, &'a str); 4] {
 }
 
 pub fn destroy(c: &Container) -> Result<()> {
+    // As nixos-container: a container a configuration declares comes back
+    // at its next switch; it is removed from the configuration instead.
+    if previously_declared(c.ctx)?.contains(c.name()) {
+        return Err(failed(format!(
+            "cannot destroy container '{}': a NixOS configuration declares it (remove it \
+             from containers.<name> / nix-container.containers and switch instead)",
+            c.name()
+        )));
+    }
     lifecycle::stop(c)?;
     if c.nspawn().is_some() {
         return Err(failed(format!(
@@ -70,8 +82,46 @@ pub fn destroy(c: &Container) -> Result<()> {
     // The conf file last, so that an interrupted destroy still lists the
     // container and can be run again.
     if let Some(d) = Dir::open_existing_root(&c.ctx.roots.config_dir)? {
+        for f in [module_file(c.name()), recipe_file(c.name())] {
+            d.unlink(&f)?;
+        }
         d.unlink(&c.layout.config_file_name())?;
     }
     say!("{}: destroyed", c.name());
+    Ok(())
+}
+
+/// Wipes the container's state (its root) and prepares the root afresh as
+/// the start script would; its conf file and generations stay (nixpkgs
+/// #26029). Stops it first if it runs.
+pub fn reset(c: &Container) -> Result<()> {
+    if c.nspawn().is_some() {
+        lifecycle::stop(c)?;
+    }
+    if c.nspawn().is_some() || c.foreign().is_some() {
+        return Err(failed(format!(
+            "container '{}' is still running; not resetting it",
+            c.name()
+        )));
+    }
+    let (_, conf) = c.conf()?.ok_or_else(|| {
+        failed(format!(
+            "container '{}' has no conf file to prepare its root from",
+            c.name()
+        ))
+    })?;
+    if let Some(state) = Dir::open_existing_root(&c.ctx.roots.state_dir)? {
+        state.remove_tree(c.name())?;
+    }
+    ncp_core::rootfs::prepare(
+        &c.ctx.roots,
+        &c.layout,
+        conf.value("COPY_RESOLV_CONF") == "1",
+    )?;
+    c.clear_run_records()?;
+    say!(
+        "{}: reset (root wiped and prepared afresh; conf and generations kept)",
+        c.name()
+    );
     Ok(())
 }

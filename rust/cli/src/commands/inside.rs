@@ -88,3 +88,39 @@ pub fn reload(c: &Container) -> Result<()> {
     );
     Ok(())
 }
+
+fn interactive(c: &Container, what: &str, argv: Vec<String>) -> Result<u8> {
+    if !any_terminal() {
+        return Err(CliError::Usage(format!(
+            "{what} needs a terminal (it is an interactive session); for a command, use \
+             `nix-container run {} -- CMD…`",
+            c.name()
+        )));
+    }
+    let t = target(c)?;
+    let mut env = environment(c.profile_system().as_deref());
+    env.retain(|(k, _)| k == "TERM" || k == "PATH");
+    let code = t.run(&Command {
+        argv,
+        env,
+        cwd: "/".into(),
+        pty: true,
+    })?;
+    Ok(code.clamp(0, 255) as u8)
+}
+
+/// A login session: the container's own login program on a terminal of its
+/// own (opened inside, from the container's /dev/ptmx), never the host's;
+/// no machined involved, so nothing is left behind when it ends.
+pub fn login(c: &Container) -> Result<u8> {
+    interactive(c, "login", vec!["login".into()])
+}
+
+/// A root login shell, as nixos-container's `su root -l`.
+pub fn root_login(c: &Container) -> Result<u8> {
+    interactive(
+        c,
+        "root-login",
+        vec!["su".into(), "-l".into(), "root".into()],
+    )
+}

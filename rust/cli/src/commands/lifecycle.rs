@@ -5,14 +5,21 @@ use std::time::{Duration, Instant};
 use ncp_core::layout::STARTED_CONF;
 
 use crate::container::{Container, Ctx};
-use crate::error::{failed, CliError, Result};
-use crate::output::print_json;
+use crate::error::{failed, Result};
+use crate::output::{paint, print_json, Color};
 use crate::runner::{wait_until, Runner};
 use crate::{network, say};
 
-pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
+/// As nixos-container: the names, one per line. --long: a table; --json: everything.
+pub fn list(ctx: &Ctx, long: bool, json: bool) -> Result<()> {
+    if !long && !json {
+        for n in ctx.names()? {
+            println!("{n}");
+        }
+        return Ok(());
+    }
     let all = ctx
-        .names()
+        .names()?
         .iter()
         .map(|n| ctx.container(n)?.status())
         .collect::<Result<Vec<_>>>()?;
@@ -23,7 +30,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
         println!(
             "{:<12} {:<8} gen {:<4} {}{}",
             s.name,
-            s.state,
+            state_word(s.state),
             s.generation
                 .map(|g| g.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -41,13 +48,24 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `status`: exit 0 when running, 4 when stopped.
-pub fn status(c: &Container, json: bool) -> Result<()> {
-    let s = c.status()?;
+/// nixos-container's words: "up" or "down", coloured on a terminal.
+fn state_word(state: &str) -> String {
+    match state {
+        "running" => paint("up", Color::Green),
+        _ => paint("down", Color::Yellow),
+    }
+}
+
+/// As nixos-container: "up" or "down" (an unknown container is an error,
+/// exit code 3). --long and --json: everything known.
+pub fn status(ctx: &Ctx, name: &str, long: bool, json: bool) -> Result<()> {
+    let s = ctx.container(name)?.status()?;
     if json {
         print_json(&s)?;
+    } else if !long {
+        println!("{}", state_word(s.state));
     } else {
-        println!("{}: {}", s.name, s.state);
+        println!("{}: {}", s.name, state_word(s.state));
         println!(
             "  generation:     {}",
             s.generation
@@ -74,12 +92,11 @@ pub fn status(c: &Container, json: bool) -> Result<()> {
         if let (Some(p), Some(l)) = (s.nspawn_pid, s.leader) {
             println!("  nspawn pid:     {p} (init {l}), runner {}", s.runner);
         }
+        println!("  unit:           {}", s.unit);
         println!("  root:           {}", s.root);
         println!("  conf:           {}", s.config_file);
         println!("  profile:        {}", s.profile);
-    }
-    if s.leader.is_none() {
-        return Err(CliError::NotRunning(s.name));
+        println!("  console log:    {}", s.console_log);
     }
     Ok(())
 }

@@ -2,14 +2,18 @@
 //! whose kind decides the exit code (error.rs).
 
 mod apply;
+mod create;
 mod destroy;
+mod info;
 mod inside;
 mod lifecycle;
 mod profile;
 
 pub use apply::apply;
-pub use destroy::destroy;
-pub use inside::{reload, run};
+pub use create::{create, update};
+pub use destroy::{destroy, reset};
+pub use info::{logs, network_plan, show_host_key, show_ip};
+pub use inside::{login, reload, root_login, run};
 pub use lifecycle::{
     exec_nspawn, install_unit, list, network_up, restart, start, status, stop, terminate,
 };

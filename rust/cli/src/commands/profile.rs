@@ -29,7 +29,7 @@ pub fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
 }
 
 /// Switches the profile (to `to`, or the previous generation), then applies.
-pub fn rollback(c: &Container, to: Option<u64>) -> Result<()> {
+pub fn rollback(c: &Container, to: Option<u64>, json: bool) -> Result<()> {
     let (from, n) = {
         let (p, _lock) = lock(c)?;
         let numbers: Vec<u64> = p.list()?.iter().map(|g| g.number).collect();
@@ -39,13 +39,23 @@ pub fn rollback(c: &Container, to: Option<u64>) -> Result<()> {
         p.switch_to(n)?;
         (cur, n)
     };
-    say!(
-        "{}: switched from generation {} to {n}",
-        c.name(),
-        from.map(|f| f.to_string()).unwrap_or_else(|| "-".into())
-    );
-    if c.leader().is_some() {
-        let d = apply_one(c, false)?;
+    if !json {
+        say!(
+            "{}: switched from generation {} to {n}",
+            c.name(),
+            from.map(|f| f.to_string()).unwrap_or_else(|| "-".into())
+        );
+    }
+    let applied = match c.leader() {
+        Some(_) => Some(apply_one(c, false)?),
+        None => None,
+    };
+    if json {
+        return print_json(&serde_json::json!({
+            "name": c.name(), "from": from, "to": n, "applied": applied,
+        }));
+    }
+    if let Some(d) = applied {
         say!("{}: {}", c.name(), said(&d));
     }
     Ok(())
@@ -72,7 +82,7 @@ pub fn generations(c: &Container, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool) -> Result<()> {
+pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool, json: bool) -> Result<()> {
     let spec = DeleteSpec::parse(spec).map_err(CliError::Usage)?;
     let (p, _lock) = lock(c)?;
     let gens = p.list()?;
@@ -83,13 +93,19 @@ pub fn delete_generations(c: &Container, spec: &[String], dry_run: bool) -> Resu
     let doomed = spec
         .select(&gens, now)
         .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
-    for n in doomed {
-        if dry_run {
-            say!("{}: would remove generation {n}", c.name());
-        } else {
+    for &n in &doomed {
+        if !dry_run {
             p.delete(n)?;
-            say!("{}: removed generation {n}", c.name());
         }
+        if !json {
+            let verb = if dry_run { "would remove" } else { "removed" };
+            say!("{}: {verb} generation {n}", c.name());
+        }
+    }
+    if json {
+        return print_json(&serde_json::json!({
+            "name": c.name(), "dryRun": dry_run, "removed": doomed,
+        }));
     }
     Ok(())
 }
