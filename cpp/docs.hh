@@ -46,7 +46,19 @@ inline const char * containerProfile = R"(
   (`"container@NAME.service"`), `nspawnArgs` (the full systemd-nspawn argv) and
   `nspawnEnv`.
 
+  Where it differs from NixOS's own `containers.<name>`: the conf file has no
+  `SYSTEM_PATH`, the container boots its profile (`PROFILE/init`), so a new
+  generation or a rollback needs no conf change; `ephemeral`,
+  `additionalCapabilities` and `tmpfs` become flags in `EXTRA_NSPAWN_FLAGS`
+  (the generic `container@.service` honours them; `ephemeral` also adds
+  `--link-journal=no`); `localMacAddress` (`LOCAL_MAC_ADDRESS`) is honoured by
+  NixOS 26.05's start script, not by older ones; `copyResolvConf = false`
+  (`COPY_RESOLV_CONF=0`) is ignored by start scripts that predate that key,
+  which always copy. Values the start script's word splitting would change
+  (white space, quotes, `$`, `*?[` in flags, …) are refused.
+
   Writes only below the plugin settings `container-state-dir`,
+
   `container-config-dir`, `container-profiles-dir` and `container-gcroots-dir`
   (defaults: the NixOS layout), plus Nix's own GC root for each generation.
   Not available in pure evaluation mode (use `--impure`) or restricted mode;

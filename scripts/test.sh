@@ -79,7 +79,11 @@ if want 2.35; then
     mkdir -p "$NIX_CONF_DIR" "$NIX_STATE_DIR/daemon-socket"
     # A store outside /nix/store: builds run without the sandbox.
     printf 'sandbox = false\n' > "$NIX_CONF_DIR/nix.conf"
-    say "Nix $(nix --version | awk '{print $3}') (store $NIX_STORE_DIR): integration tests"
+    # The database made once, before tests start Nix processes in parallel
+    # (creating it concurrently is "database is busy").
+    nix-store --init
+    say "Nix
+ $(nix --version | awk '{print $3}') (store $NIX_STORE_DIR): integration tests"
     cargo test --locked -p ncp-integration-tests
   )
   took "tests on Nix 2.35"

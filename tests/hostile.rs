@@ -24,11 +24,10 @@ fn a_planted_profile_lock_is_never_followed_and_never_spun_on() {
     let _stop = StopOnDrop(&env, &[name]);
     env.booted(name, "lock-a", "");
     let v = victim(&env);
-    // Root inside owns /nix/var/nix/profiles (the profile directory).
-    env.inside(
-        name,
-        &format!("ln -s {} /nix/var/nix/profiles/system.lock", v.display()),
-    );
+    // Root inside owns the profile directory, bound at /nix/var/nix/profiles
+    // (NIX_STATE_DIR/profiles for a Nix with its own state directory).
+    let lock = format!("{}/profiles/system.lock", nix_state_dir().display());
+    env.inside(name, &format!("ln -s {} {lock}", v.display()));
 
     let e = env.eval_err(&Env::profile_expr(name, "lock-b", ""));
     assert!(e.contains("system.lock") && e.contains("symlink"), "{e}");
@@ -44,20 +43,14 @@ fn a_planted_profile_lock_is_never_followed_and_never_spun_on() {
 
     // A non-empty lock file left in place: stale by Nix's rule. Nix itself
     // would retry on it forever; we replace it.
-    env.inside(
-        name,
-        "rm /nix/var/nix/profiles/system.lock; echo junk > /nix/var/nix/profiles/system.lock",
-    );
+    env.inside(name, &format!("rm {lock}; echo junk > {lock}"));
     let t = Instant::now();
     let r = env.eval_json(&Env::profile_expr(name, "lock-b", ""));
     assert_eq!(r["generation"], 2);
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
 
     // destroy removes a planted lock (the directory goes anyway).
-    env.inside(
-        name,
-        &format!("ln -s {} /nix/var/nix/profiles/system.lock", v.display()),
-    );
+    env.inside(name, &format!("ln -s {} {lock}", v.display()));
     env.cli_ok(&["destroy", name]);
     assert_eq!(std::fs::read_to_string(&v).unwrap(), "keep");
     assert!(!env.profiles_dir().join(name).exists());
@@ -230,30 +223,16 @@ fn destroy_never_empties_a_mount_below_any_of_its_directories() {
     let outside = env.path("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("keep"), "keep").unwrap();
-    // The state directory is configured through a symlink.
+    // The state directory is configured through a symlink (the test's own
+    // state directory is one: a plugin setting given twice on Nix's
+    // command line is taken first by Nix 2.35, last by 2.8).
     let real = env.path("real-state");
     std::fs::create_dir(&real).unwrap();
-    let link = env.path("state-link");
+    let link = env.state_dir();
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let expr = Env::profile_expr(name, "dm-a", "");
-    let out = env
-        .nix_eval_cmd(
-            &[
-                "--impure",
-                "--option",
-                "container-state-dir",
-                link.to_str().unwrap(),
-            ],
-            &expr,
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli = |args: &[&str]| env.cli_cmd_state(&link, args).output().unwrap();
+    env.eval_json(&Env::profile_expr(name, "dm-a", ""));
+    assert!(real.join(name).join("etc").is_dir());
+    let cli = |args: &[&str]| env.cli(args);
     for at in [
         real.join(name).join("mnt/data"),
         env.profiles_dir().join(name).join("sub"),
@@ -269,7 +248,11 @@ fn destroy_never_empties_a_mount_below_any_of_its_directories() {
             std::fs::read_to_string(outside.join("keep")).unwrap(),
             "keep"
         );
-        assert!(real.join(name).join("etc").exists(), "nothing removed");
+        assert!(
+            real.join(name).join("etc").exists(),
+            "nothing removed ({}): {e}",
+            at.display()
+        );
         drop(m);
     }
     let out = cli(&["destroy", name]);
@@ -400,7 +383,7 @@ fn run_and_reload_from_a_chroot_land_in_the_container_or_refuse() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], name, "{stdout}");
     assert!(
-        lines[1].contains(" /nix/var/nix/profiles/system/"),
+        lines[1].contains(&format!(" {}/profiles/system/", nix_state_dir().display())),
         "PID 1 is the container's init: {stdout}"
     );
     assert_eq!(lines[2], system, "{stdout}");
@@ -486,7 +469,8 @@ fn run_enters_the_user_namespace_of_a_private_users_container() {
     assert_eq!(env.inside(name, "id -u").trim(), "0");
     // The container's /proc/1 is the init: the PID namespace is entered too.
     let cmd = env.inside(name, "tr '\\0' ' ' < /proc/1/cmdline");
-    assert!(cmd.contains(" /nix/var/nix/profiles/system/"), "{cmd}");
+    let profile = format!(" {}/profiles/system/", nix_state_dir().display());
+    assert!(cmd.contains(&profile), "{cmd}");
 }
 
 #[test]
@@ -496,28 +480,24 @@ fn roots_others_could_have_made_are_refused() {
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let state = open.join("state");
-    let e = env.eval_err_with(
-        &[
-            "--impure",
-            "--option",
-            "container-state-dir",
-            state.to_str().unwrap(),
-        ],
-        &Env::profile_expr("roots", "roots-a", ""),
-    );
+    let refused = |over: &[(&str, &std::path::Path)]| {
+        let out = env
+            .nix_eval_cmd_with(
+                over,
+                &["--impure"],
+                &Env::profile_expr("roots", "roots-a", ""),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = refused(&[("container-state-dir", &state)]);
     assert!(e.contains("writable by its group or by others"), "{e}");
     let owned = env.path("owned");
     std::fs::create_dir(&owned).unwrap();
     std::os::unix::fs::chown(&owned, Some(1000), Some(1000)).unwrap();
-    let e = env.eval_err_with(
-        &[
-            "--impure",
-            "--option",
-            "container-config-dir",
-            owned.to_str().unwrap(),
-        ],
-        &Env::profile_expr("roots", "roots-a", ""),
-    );
+    let e = refused(&[("container-config-dir", &owned)]);
     assert!(e.contains("owned by uid 1000"), "{e}");
     let mut c = env.cli_cmd(&["--container-config-dir", owned.to_str().unwrap(), "list"]);
     let out = c.output().unwrap();

@@ -307,7 +307,8 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
         assert!(!env.config_dir().join(&f).exists(), "{f} is left");
     }
     assert!(!env.state_dir().join(name).exists());
-    env.cli_fails(3, &["status", name]);
+    let o = env.cli(&["status", name]);
+    assert_eq!((o.status.code(), stdout(&o).trim()), (Some(3), "gone"));
 }
 
 #[test]
@@ -338,11 +339,23 @@ fn create_picks_free_names_and_addresses_and_shares_systems() {
         c.contains("HOST_BRIDGE=br-nc") && !c.contains("HOST_ADDRESS="),
         "{c}"
     );
+    assert!(c.contains("LOCAL_ADDRESS=10.233.4.2"), "{c}");
+    create(&[
+        "ncbr2",
+        "--bridge",
+        "br-nc",
+        "--local-address",
+        "10.9.0.5/24",
+        "--system-path",
+        &system,
+    ]);
+    assert!(conf(&env, "ncbr2").contains("LOCAL_ADDRESS=10.9.0.5/24"));
+
     // --from: another container's current system, no evaluation.
     let o = create(&["ncfrom", "--from", "ncdup", "--json"]);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["system"], system.as_str());
-    assert_eq!(env.cli_ok(&["list"]).lines().count(), 5);
+    assert_eq!(env.cli_ok(&["list"]).lines().count(), 6);
     // Bad input is refused before anything is built.
     let o = nc(
         &env,
@@ -358,6 +371,18 @@ fn create_picks_free_names_and_addresses_and_shares_systems() {
     .output()
     .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = nc(
+        &env,
+        &["create", "ncbad", "--option", "container-state-dir", "/x"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--container-state-dir"),
+        "{}",
+        stderr(&o)
+    );
     let o = nc(&env, &["create", "ncbad", "--host-address", "10.1.1.1"])
         .output()
         .unwrap();

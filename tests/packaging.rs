@@ -25,7 +25,7 @@ fn stub_pkgs() -> String {
     format!(
         "let lib = import {lib}/lib; self = {{ \
            inherit lib; \
-           stdenv.mkDerivation = f: let a = f a; in a // {{ outPath = \"/nix/store/00000000000000000000000000000000-${{a.pname}}-${{a.version}}\"; }}; \
+           stdenv.mkDerivation = f: let a = f a; in a // {{ outPath = \"${{builtins.storeDir}}/00000000000000000000000000000000-${{a.pname}}-${{a.version}}\"; }}; \
            rustPlatform = {{ importCargoLock = x: x; cargoSetupHook = \"cargoSetupHook\"; }}; \
            meson = \"meson\"; ninja = \"ninja\"; pkg-config = \"pkg-config\"; cargo = \"cargo\"; rustc = \"rustc\"; \
            installShellFiles = \"installShellFiles\"; \
@@ -132,7 +132,12 @@ fn package_flake_and_module_default_evaluate_with_the_real_lib() {
            script = c.systemd.services.nix-container-apply.script; }}",
         fx = repo.join("tests/fixtures/nixos").display()
     ));
-    let store = "/nix/store/00000000000000000000000000000000-nix-container-plugin-0.1.0";
+    // The stand-in's output, in this Nix's store (a store path is what
+    // types.package accepts).
+    let store = format!(
+        "{}/00000000000000000000000000000000-nix-container-plugin-0.1.0",
+        store_dir()
+    );
     assert_eq!(
         m["plugin"],
         format!("{store}/lib/nix/plugins/nix-container-plugin.so")
@@ -181,9 +186,15 @@ fn package_source_builds_and_installs_as_its_phases_do() {
     } else {
         "target/package"
     });
-    let script = format!(
+    // The plugin's phases (meson), then postBuild's and postInstall's.
+    let plugin_script = format!(
         "set -e; cd {w}; meson setup build -Dtests=false --prefix=/ --libdir=lib >/dev/null; \
-         ninja -C build >/dev/null; DESTDIR={d} meson install -C build >/dev/null; \
+         ninja -C build >/dev/null; DESTDIR={d} meson install -C build >/dev/null",
+        w = work.display(),
+        d = dest.display(),
+    );
+    let cli_script = format!(
+        "set -e; cd {w}; \
          cargo build --release --locked --offline -q -p nix-container --target-dir {t}; \
          install -Dm755 {t}/release/nix-container {d}/bin/nix-container; \
          mkdir -p {d}/share/nix-container-plugin {d}/share/man/man1; \
@@ -191,10 +202,11 @@ fn package_source_builds_and_installs_as_its_phases_do() {
          {d}/bin/nix-container man > {d}/share/man/man1/nix-container.1",
         w = work.display(),
         d = dest.display(),
-        t = target.display()
+        t = repo().join("target/package").display()
     );
     let mut c = match std::env::var_os("NCP_SID") {
         // A Nix built in the sid chroot: its plugin is built there too.
+        // (The CLI links no Nix: it is built on this host, to run here.)
         Some(sid) => {
             let mut c = Command::new(sid);
             c.args(["run", "-b"])
@@ -202,17 +214,27 @@ fn package_source_builds_and_installs_as_its_phases_do() {
                 .args(["--", "env"])
                 .arg(format!("PKG_CONFIG_PATH={pc}"));
             c.arg(format!("NCP_CARGO_TARGET_DIR={}/bridge", target.display()));
-            c.args(["sh", "-c", &script]);
+            c.args(["sh", "-c", &plugin_script]);
             c
         }
         None => {
             let mut c = Command::new("sh");
             c.env("NCP_CARGO_TARGET_DIR", target.join("bridge"))
-                .args(["-c", &script]);
+                .args(["-c", &plugin_script]);
             c
         }
     };
     let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("sh")
+        .args(["-c", &cli_script])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}{}",

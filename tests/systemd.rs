@@ -398,10 +398,15 @@ fn the_systemd_runner_container_units_the_apply_unit_and_nixos_start_script() {
             for (ours_dir, stock) in [
                 (env.path("nixos/profiles").join(name), nixos_profiles(name)),
                 (env.path("nixos/gcroots").join(name), nixos_gcroots(name)),
+                // A Nix with its own store and state directories (the 2.35
+                // run): NixOS's script has /nix/store and /nix/var/nix.
+                (nix_state_dir(), "/nix/var/nix".to_owned()),
+                (store_dir().into(), "/nix/store".to_owned()),
             ] {
                 *a = a.replace(&ours_dir.display().to_string(), &stock);
             }
         }
+
         assert_eq!(theirs, mine, "{name}: NixOS's argv (left) and ours (right)");
 
         // The network: NixOS's postStart (host side) and init wrapper

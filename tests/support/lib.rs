@@ -128,6 +128,12 @@ impl Env {
 
     /// `--option` pairs that point the plugin at this test's roots.
     pub fn options(&self) -> Vec<String> {
+        self.options_with(&[])
+    }
+
+    /// The same, with some roots given elsewhere: each setting once (a
+    /// plugin's setting given twice is taken first by Nix 2.35, last by 2.8).
+    pub fn options_with(&self, over: &[(&str, &Path)]) -> Vec<String> {
         let mut v = Vec::new();
         for (k, p) in [
             ("container-state-dir", self.state_dir()),
@@ -135,6 +141,11 @@ impl Env {
             ("container-profiles-dir", self.profiles_dir()),
             ("container-gcroots-dir", self.gcroots_dir()),
         ] {
+            let p = over
+                .iter()
+                .find(|(o, _)| *o == k)
+                .map(|(_, p)| p.to_path_buf())
+                .unwrap_or(p);
             v.extend(["--option".to_owned(), k.to_owned(), p.display().to_string()]);
         }
         v
@@ -142,11 +153,16 @@ impl Env {
 
     /// `nix --plugin-files PLUGIN --option … eval EXTRA… --expr EXPR`.
     pub fn nix_eval_cmd(&self, extra: &[&str], expr: &str) -> Command {
+        self.nix_eval_cmd_with(&[], extra, expr)
+    }
+
+    /// The same with some roots elsewhere (options_with).
+    pub fn nix_eval_cmd_with(&self, over: &[(&str, &Path)], extra: &[&str], expr: &str) -> Command {
         let mut c = Command::new("nix");
         c.env("NIX_CONFIG", NIX_CONFIG)
             .arg("--plugin-files")
             .arg(plugin())
-            .args(self.options())
+            .args(self.options_with(over))
             .arg("eval")
             .args(extra)
             .args(["--expr", expr])
@@ -481,26 +497,5 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Out
             return None;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-impl Env {
-    /// `nix-container` as [`Env::cli_cmd`], with the state directory given
-    /// as `state` instead of this test's own.
-    pub fn cli_cmd_state(&self, state: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(cli_bin());
-        c.arg("--container-state-dir").arg(state);
-        for (k, p) in [
-            ("--container-config-dir", self.config_dir()),
-            ("--container-profiles-dir", self.profiles_dir()),
-            ("--container-gcroots-dir", self.gcroots_dir()),
-            ("--container-run-dir", self.run_dir()),
-        ] {
-            c.arg(k).arg(p);
-        }
-        c.args(["--runner", "direct", "--timeout", "20"])
-            .args(args)
-            .stdin(Stdio::null());
-        c
     }
 }

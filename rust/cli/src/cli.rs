@@ -165,11 +165,11 @@ pub struct CreateArgs {
     /// Forward ports: [PROTOCOL:]HOSTPORT[:CONTAINERPORT],… (as systemd-nspawn --port)
     #[arg(long, value_name = "PORTS")]
     pub port: Option<String>,
-    /// The host side's address (with --local-address; default: a free 10.233.N.1)
-    #[arg(long, value_name = "ADDRESS", requires = "local_address")]
+    /// The host side's address (with --local-address; default: a free 10.233.N.1; none with --bridge)
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "bridge")]
     pub host_address: Option<String>,
-    /// The container's address (with --host-address; default: 10.233.N.2)
-    #[arg(long, value_name = "ADDRESS", requires = "host_address")]
+    /// The container's address (with --host-address or --bridge; default: 10.233.N.2)
+    #[arg(long, value_name = "ADDRESS")]
     pub local_address: Option<String>,
     /// Print the result (containerProfile's) as JSON
     #[arg(long)]
@@ -199,7 +199,7 @@ pub enum Cmd {
     Create(CreateArgs),
     /// Rebuild a container's system (from what it was created from, or anew) and apply it
     Update(UpdateArgs),
-    /// Stop a container and remove its root, conf, profile and GC roots
+    /// Stop a container and remove its root, conf, profile and GC roots (none: nothing to do)
     Destroy { name: String },
     /// Start a container (idempotent)
     Start { name: String },
@@ -209,7 +209,7 @@ pub enum Cmd {
     Terminate { name: String },
     /// Stop, then start a container
     Restart { name: String },
-    /// "up" or "down" (as nixos-container); --long or --json: everything known
+    /// "up" or "down", "gone" for an unknown one (as nixos-container); --long or --json: everything known
     Status {
         name: String,
         #[arg(long, short)]

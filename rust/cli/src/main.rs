@@ -104,7 +104,12 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::List { long, json } => commands::list(&ctx, *long, *json)?,
         Cmd::Create(a) => commands::create(&ctx, a)?,
         Cmd::Update(a) => commands::update(&ctx, a)?,
-        Cmd::Destroy { name } => commands::destroy(&c(name)?)?,
+        Cmd::Destroy { name } => match c(name) {
+            // As nixos-container: nothing to destroy is not an error.
+            Err(CliError::Unknown { .. }) => say!("{name}: no such container; nothing to destroy"),
+            r => commands::destroy(&r?)?,
+        },
+
         Cmd::Start { name } => commands::start(&c(name)?)?,
         Cmd::Stop { name } => commands::stop(&c(name)?)?,
         Cmd::Terminate { name } => commands::terminate(&c(name)?)?,

@@ -181,6 +181,21 @@ fn nix_cmd(
     c
 }
 
+/// The plugin's settings are this tool's flags: it passes them to Nix
+/// itself, and Nix would not take a second value alike on every version
+/// (2.35 keeps the first of a plugin's setting given twice, 2.8 the last).
+fn check_flags(flags: &NixFlags) -> Result<()> {
+    for kv in flags.option.chunks(2) {
+        if kv[0].starts_with("container-") {
+            return Err(CliError::Usage(format!(
+                "--option {}: give it as nix-container's --{} (or in nix.conf)",
+                kv[0], kv[0]
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `c`; its stdout.
 fn output(mut c: Command, n: &str, what: &str) -> Result<Vec<u8>> {
     let out = c.output().map_err(|source| CliError::Spawn {
@@ -432,6 +447,7 @@ fn exists(ctx: &Ctx, n: &str) -> bool {
 
 pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
     name::validate(&a.name)?;
+    check_flags(&a.source.nix)?;
     let mut n = a.name.clone();
     if a.ensure_unique_name {
         let mut i = 0;
@@ -449,8 +465,17 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
     // 10.233.N.1/.2 unless addresses are given.
     let mut args =
         serde_json::json!({ "name": n, "privateNetwork": true, "autoStart": a.auto_start });
-    let (host, local) = match (&a.host_address, &a.local_address) {
-        (Some(h), Some(l)) => (h.clone(), l.clone()),
+    let (host, local) = match (&a.host_address, &a.local_address, &a.bridge) {
+        (Some(h), Some(l), _) => (h.clone(), l.clone()),
+        (None, Some(l), Some(_)) => (String::new(), l.clone()),
+        (Some(_), None, _) | (None, Some(_), None) => {
+            // As nixos-container.
+            return Err(CliError::Usage(
+                "with --host-address, --local-address is required as well (and the other way \
+                 round, unless --bridge)"
+                    .into(),
+            ));
+        }
         _ => {
             let used = used_addresses(ctx)?;
             let nr = (1..255)
@@ -520,6 +545,8 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
 pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
     let c = ctx.container(&a.name)?;
     let n = c.name().to_owned();
+    check_flags(&a.source.nix)?;
+
     let old = read_recipe(ctx, &n)?;
     let args = match &old {
         Some(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use ncp_core::layout::STARTED_CONF;
 
 use crate::container::{Container, Ctx};
-use crate::error::{failed, Result};
+use crate::error::{failed, CliError, Result};
 use crate::output::{paint, print_json, Color};
 use crate::runner::{wait_until, Runner};
 use crate::{network, say};
@@ -56,10 +56,22 @@ fn state_word(state: &str) -> String {
     }
 }
 
-/// As nixos-container: "up" or "down" (an unknown container is an error,
-/// exit code 3). --long and --json: everything known.
+/// As nixos-container: "up" or "down"; for an unknown container "gone",
+/// and the error (exit code 3). --long and --json: everything known.
 pub fn status(ctx: &Ctx, name: &str, long: bool, json: bool) -> Result<()> {
-    let s = ctx.container(name)?.status()?;
+    let c = match ctx.container(name) {
+        Err(e @ CliError::Unknown { .. }) => {
+            if json {
+                print_json(&serde_json::json!({ "name": name, "state": "gone" }))?;
+            } else {
+                println!("gone");
+            }
+            return Err(e);
+        }
+        r => r?,
+    };
+    let s = c.status()?;
+
     if json {
         print_json(&s)?;
     } else if !long {
