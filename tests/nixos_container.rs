@@ -599,3 +599,57 @@ fn completions_man_page_and_colours() {
     let seen = on_terminal(&env, &["start", "nosuch"], &[]);
     assert!(seen.contains("\x1b[31m"), "{seen:?}");
 }
+
+#[test]
+fn start_shows_the_console_log_when_a_container_does_not_come_up() {
+    let env = Env::new();
+    let name = "ncfail";
+    // A system whose init says something and fails.
+    let failing = format!(
+        "let bb = (import {}/tests/fixtures/busybox.nix {{ }}).busybox; in derivation {{ \
+           name = \"nixos-system-failing\"; system = builtins.currentSystem; builder = \"${{bb}}/bin/sh\"; \
+           args = [ \"-c\" \"mkdir -p $out; printf '#!${{bb}}/bin/sh\\\\necho init-says-$((6*7))\\\\nexit 3\\\\n' > $out/init; chmod +x $out/init\" ]; }}",
+        repo().display()
+    );
+    env.eval_json(&format!(
+        "builtins.containerProfile {{ name = \"{name}\"; system = {failing}; }}"
+    ));
+    let e = env.cli_fails(1, &["start", name]);
+    assert!(
+        e.contains("did not start") && e.contains("init-says-42"),
+        "{e}"
+    );
+    assert!(env.cli_ok(&["logs", name]).contains("init-says-42"));
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
+}
+
+#[test]
+fn stop_escalates_after_its_stated_grace_period_and_says_so() {
+    let env = Env::new();
+    let name = "ncstubborn";
+    let _stop = StopOnDrop(&env, &[name]);
+    // An init that ignores SIGRTMIN+3 and SIGTERM (nixpkgs #6212: 90 s hangs).
+    let stubborn = format!(
+        "let bb = (import {}/tests/fixtures/busybox.nix {{ }}).busybox; in derivation {{ \
+           name = \"nixos-system-stubborn\"; system = builtins.currentSystem; builder = \"${{bb}}/bin/sh\"; \
+           args = [ \"-c\" \"mkdir -p $out; printf '#!${{bb}}/bin/sh\\\\ntrap \\\"\\\" 37 15\\\\nwhile :; do ${{bb}}/bin/sleep 1; done\\\\n' > $out/init; chmod +x $out/init\" ]; }}",
+        repo().display()
+    );
+    env.eval_json(&format!(
+        "builtins.containerProfile {{ name = \"{name}\"; system = {stubborn}; }}"
+    ));
+    env.cli_ok(&["start", name]);
+    let t = std::time::Instant::now();
+    let out = env.cli_ok(&["--timeout", "2", "stop", name]);
+    assert!(out.contains("SIGKILL after 2s"), "{out}");
+    assert!(
+        out.contains("killed after") && out.contains("did not halt within 2s"),
+        "{out}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
+}
