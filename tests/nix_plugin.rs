@@ -12,15 +12,6 @@ use std::process::Command;
 
 use ncp_integration_tests::*;
 
-/// The nixpkgs lib snapshot (DIR with lib/), set by scripts/test.sh.
-fn nixpkgs_lib() -> PathBuf {
-    let d = std::env::var_os("NCP_NIXPKGS_LIB")
-        .map(PathBuf::from)
-        .expect("NCP_NIXPKGS_LIB (a nixpkgs lib snapshot; scripts/test.sh sets it)");
-    assert!(d.join("lib/default.nix").exists(), "{}", d.display());
-    d
-}
-
 fn fixtures() -> PathBuf {
     repo().join("tests/fixtures/nixos")
 }
@@ -164,12 +155,7 @@ fn write_flake(dir: &Path) {
     }
     let bb = dir.join("bb");
     std::fs::create_dir(&bb).unwrap();
-    let host_bb = if Path::new("/usr/bin/busybox").exists() {
-        "/usr/bin/busybox"
-    } else {
-        "/bin/busybox"
-    };
-    std::fs::copy(host_bb, bb.join("busybox")).unwrap();
+    std::fs::copy(host_busybox(), bb.join("busybox")).unwrap();
     std::fs::write(
         dir.join("flake.nix"),
         format!(

@@ -5,27 +5,10 @@
 //! real terminal (util-linux `script`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use ncp_integration_tests::*;
-
-/// A stand-in for nixpkgs' nixos/ directory: lib/eval-config.nix is the
-/// fixture's, on nixpkgs' real lib (NCP_NIXPKGS_LIB).
-fn nixos_dir(env: &Env) -> PathBuf {
-    let lib = std::env::var("NCP_NIXPKGS_LIB").expect("NCP_NIXPKGS_LIB (scripts/test.sh sets it)");
-    let d = env.path("nixpkgs/nixos");
-    std::fs::create_dir_all(d.join("lib")).unwrap();
-    std::fs::write(
-        d.join("lib/eval-config.nix"),
-        format!(
-            "import {}/tests/fixtures/nixos/eval-config.nix {{ lib = import {lib}/lib; }}\n",
-            repo().display()
-        ),
-    )
-    .unwrap();
-    d
-}
 
 /// `nix-container ARGS` as create/update need it: the plugin and the
 /// tests' Nix settings.
@@ -66,19 +49,12 @@ fn conf(env: &Env, name: &str) -> String {
 fn on_terminal(env: &Env, args: &[&str], steps: &[(&str, &str)]) -> String {
     use std::io::Read;
     use std::sync::{Arc, Mutex};
-    let mut argv = vec![cli_bin().display().to_string()];
-    for (k, p) in [
-        ("--container-state-dir", env.state_dir()),
-        ("--container-config-dir", env.config_dir()),
-        ("--container-profiles-dir", env.profiles_dir()),
-        ("--container-gcroots-dir", env.gcroots_dir()),
-        ("--container-run-dir", env.run_dir()),
-    ] {
-        argv.push(k.into());
-        argv.push(p.display().to_string());
-    }
-    argv.extend(["--runner".into(), "direct".into()]);
-    argv.extend(args.iter().map(|a| a.to_string()));
+    // The CLI's command line as env.cli_cmd has it, for script's shell.
+    let c = env.cli_cmd(args);
+    let argv: Vec<String> = std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mut child = Command::new("script")
         .args(["-qec", &argv.join(" "), "/dev/null"])
         .stdin(Stdio::piped())
@@ -144,7 +120,7 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
     let env = Env::new();
     let name = "ncweb";
     let _stop = StopOnDrop(&env, &[name]);
-    let nixos = nixos_dir(&env);
+    let nixos = env.nixos_dir();
     let out = ok(&mut nc(
         &env,
         &[
@@ -393,7 +369,7 @@ fn create_picks_free_names_and_addresses_and_shares_systems() {
 #[test]
 fn create_evaluates_nixpkgs_from_the_nix_path_and_honours_nix_flags() {
     let env = Env::new();
-    let nixos = nixos_dir(&env);
+    let nixos = env.nixos_dir();
     let nix_path = format!("nixpkgs={}", nixos.parent().unwrap().display());
     // A label nothing built yet, with max-jobs 0: Nix refuses to build, so
     // --option reached it.
@@ -443,7 +419,7 @@ fn create_evaluates_nixpkgs_from_the_nix_path_and_honours_nix_flags() {
 /// the fixtures (busybox from its own source: pure evaluation) and that
 /// reads NCP_FLAKE_LABEL when impure.
 fn write_flake(env: &Env) -> PathBuf {
-    let lib = std::env::var("NCP_NIXPKGS_LIB").expect("NCP_NIXPKGS_LIB");
+    let lib = nixpkgs_lib().display().to_string();
     let d = env.path("flake");
     std::fs::create_dir_all(d.join("fixtures")).unwrap();
     for f in ["test-system.nix", "busybox.nix"] {
@@ -460,7 +436,7 @@ fn write_flake(env: &Env) -> PathBuf {
     }
     let bb = d.join("busybox");
     std::fs::create_dir_all(&bb).unwrap();
-    copy_busybox(&bb);
+    std::fs::copy(host_busybox(), bb.join("busybox")).unwrap();
     std::fs::write(
         d.join("flake.nix"),
         r#"{
@@ -481,15 +457,6 @@ fn write_flake(env: &Env) -> PathBuf {
     )
     .unwrap();
     d
-}
-
-/// The busybox the fixtures use, into a flake's source.
-fn copy_busybox(to: &Path) {
-    let bin = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox-static");
-    std::fs::copy(bin, to.join("busybox")).unwrap();
 }
 
 #[test]

@@ -13,12 +13,6 @@ use std::process::Command;
 
 use ncp_integration_tests::*;
 
-fn nixpkgs_lib() -> PathBuf {
-    std::env::var_os("NCP_NIXPKGS_LIB")
-        .map(PathBuf::from)
-        .expect("NCP_NIXPKGS_LIB (scripts/test.sh sets it)")
-}
-
 /// nixpkgs as far as package.nix and flake.nix touch it: the real lib, and
 /// stand-ins for the build functions that record what they are given.
 fn stub_pkgs() -> String {
@@ -275,17 +269,7 @@ fn package_source_builds_and_installs_as_its_phases_do() {
     // The installed CLI creates a container with the installed plugin and
     // library alone: the source it was built from is gone.
     std::fs::remove_dir_all(&work).unwrap();
-    let nixos = env.path("nixpkgs/nixos");
-    std::fs::create_dir_all(nixos.join("lib")).unwrap();
-    std::fs::write(
-        nixos.join("lib/eval-config.nix"),
-        format!(
-            "import {}/tests/fixtures/nixos/eval-config.nix {{ lib = import {}/lib; }}\n",
-            repo().display(),
-            nixpkgs_lib().display()
-        ),
-    )
-    .unwrap();
+    let nixos = env.nixos_dir();
     let mut c = Command::new(dest.join("bin/nix-container"));
     c.env("NIX_CONFIG", NIX_CONFIG).env_remove("NCP_PLUGIN");
     for (k, p) in [

@@ -15,12 +15,6 @@ use std::process::Command;
 
 use ncp_integration_tests::*;
 
-fn nixpkgs_lib() -> PathBuf {
-    std::env::var_os("NCP_NIXPKGS_LIB")
-        .map(PathBuf::from)
-        .expect("NCP_NIXPKGS_LIB (scripts/test.sh sets it)")
-}
-
 /// NixOS's nixos-containers.nix as nixpkgs has it (a copy in ../shared).
 fn stock_module() -> PathBuf {
     let dir = repo().join("../shared/nixpkgs");

@@ -499,3 +499,42 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Out
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The nixpkgs lib snapshot (a directory with lib/), NCP_NIXPKGS_LIB, which
+/// scripts/test.sh sets (scripts/nixpkgs-lib.sh).
+pub fn nixpkgs_lib() -> PathBuf {
+    let d = std::env::var_os("NCP_NIXPKGS_LIB")
+        .map(PathBuf::from)
+        .expect("NCP_NIXPKGS_LIB (a nixpkgs lib snapshot; scripts/test.sh sets it)");
+    assert!(d.join("lib/default.nix").exists(), "{}", d.display());
+    d
+}
+
+impl Env {
+    /// A stand-in for nixpkgs' nixos/ directory, below this test's
+    /// directory: its lib/eval-config.nix is the fixture's, on nixpkgs'
+    /// real lib.
+    pub fn nixos_dir(&self) -> PathBuf {
+        let d = self.path("nixpkgs/nixos");
+        std::fs::create_dir_all(d.join("lib")).expect("create nixos/lib");
+        std::fs::write(
+            d.join("lib/eval-config.nix"),
+            format!(
+                "import {}/tests/fixtures/nixos/eval-config.nix {{ lib = import {}/lib; }}\n",
+                repo().display(),
+                nixpkgs_lib().display()
+            ),
+        )
+        .expect("write eval-config.nix");
+        d
+    }
+}
+
+/// The host's busybox-static binary (merged /usr has it in /usr/bin).
+pub fn host_busybox() -> &'static Path {
+    ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("busybox-static (scripts/setup.sh installs it)")
+}

@@ -53,6 +53,18 @@ pub struct Target {
     cap_bnd: u64,
 }
 
+/// What the entering child execs, made before fork (the child allocates
+/// as little as it can).
+struct Exec {
+    /// Where the program may be, along the PATH for inside.
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    cwd: CString,
+    /// The highest capability number the kernel knows.
+    last_cap: u32,
+}
+
 /// What to run inside.
 pub struct Command {
     pub argv: Vec<String>,
@@ -134,6 +146,13 @@ impl Target {
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
             .unwrap_or(40);
+        let exec = Exec {
+            candidates,
+            argv,
+            env,
+            cwd,
+            last_cap,
+        };
         let channel = if cmd.pty {
             Some(crate::pty::Channel::new()?)
         } else {
@@ -150,15 +169,7 @@ impl Target {
             ForkResult::Child => {
                 drop(err_r);
                 let pty_sock = channel.as_ref().map(|c| c.theirs.as_raw_fd());
-                let e = self.enter_and_exec(
-                    &candidates,
-                    &argv,
-                    &env,
-                    &cwd,
-                    last_cap,
-                    pty_sock,
-                    err_w.as_raw_fd(),
-                );
+                let e = self.enter_and_exec(&exec, pty_sock, err_w.as_raw_fd());
                 let _ = nix::unistd::write(&err_w, e.as_bytes());
                 // SAFETY: leaving the forked child without running Rust destructors.
                 unsafe { libc::_exit(125) }
@@ -202,17 +213,7 @@ impl Target {
 
     /// In the first child: enter, fork into the PID namespace, prove, drop
     /// privileges, exec. Returns only an error message.
-    #[allow(clippy::too_many_arguments)]
-    fn enter_and_exec(
-        &self,
-        candidates: &[CString],
-        argv: &[CString],
-        env: &[CString],
-        cwd: &CString,
-        last_cap: u32,
-        pty_sock: Option<RawFd>,
-        err_fd: RawFd,
-    ) -> String {
+    fn enter_and_exec(&self, exec: &Exec, pty_sock: Option<RawFd>, err_fd: RawFd) -> String {
         if pty_sock.is_none() {
             // No terminal of ours is passed on, and the controlling one is
             // given up, so that /dev/tty inside cannot reach it either.
@@ -274,7 +275,7 @@ impl Target {
         match unsafe { libc::fork() } {
             -1 => format!("fork: {}", std::io::Error::last_os_error()),
             0 => {
-                let e = self.prove_drop_exec(candidates, argv, env, cwd, last_cap, pty_sock);
+                let e = self.prove_drop_exec(exec, pty_sock);
                 // SAFETY: err_fd is the inherited pipe's write end.
                 let _ = unsafe { libc::write(err_fd, e.as_ptr().cast(), e.len()) };
                 unsafe { libc::_exit(125) }
@@ -315,15 +316,14 @@ impl Target {
         }
     }
 
-    fn prove_drop_exec(
-        &self,
-        candidates: &[CString],
-        argv: &[CString],
-        env: &[CString],
-        cwd: &CString,
-        last_cap: u32,
-        pty_sock: Option<RawFd>,
-    ) -> String {
+    fn prove_drop_exec(&self, exec: &Exec, pty_sock: Option<RawFd>) -> String {
+        let Exec {
+            candidates,
+            argv,
+            env,
+            cwd,
+            last_cap,
+        } = exec;
         if let Err(e) = self.prove() {
             return e;
         }
@@ -333,7 +333,7 @@ impl Target {
             Some(Err(e)) => return e,
             None => None,
         };
-        if let Err(e) = drop_privileges(self.cap_bnd, last_cap) {
+        if let Err(e) = drop_privileges(self.cap_bnd, *last_cap) {
             return e;
         }
         if let Some(fd) = slave {
