@@ -1,8 +1,10 @@
-//! create and update: a container's system is built through the plugin, by
-//! `nix` (with the plugin loaded) evaluating the config or flake route of
-//! nix-plugin/, which calls builtins.containerProfile: one code path writes
-//! container state, however it is reached. Nix's build progress is shown
-//! (its stderr is ours).
+//! create and update: a container's system is recorded through the plugin,
+//! by `nix` (with the plugin loaded) evaluating nix-plugin/'s config route
+//! or, for a flake (built first, purely unless --impure, as nixos-container
+//! does) and a store path, a call of builtins.containerProfile: one code
+//! path writes container state, however it is reached. Nix's build progress
+//! is shown (its stderr is ours).
+
 //!
 //! What a container was created from is kept beside its conf file, in the
 //! host-owned config directory: NAME.source.json (and, for a configuration
