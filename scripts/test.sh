@@ -19,8 +19,12 @@ case "$which" in all|2.8|2.35|matrix|fuzz) ;; *) die "usage: scripts/test.sh [al
 want() { [ "$which" = all ] || [ "$which" = "$1" ]; }
 cd "$NCP_SRC"
 SECONDS=0
-timing=()
+timing=() failed=()
 took() { timing+=("$1: ${SECONDS}s"); SECONDS=0; }
+# Every step runs even when one before failed: one run tells everything.
+# Tests that cannot run here say so in this file.
+export NCP_SKIP_LOG
+NCP_SKIP_LOG=$(mktemp)
 
 # Build first: each run also checks that the other version's plugin declines
 # to load into its Nix.
@@ -43,60 +47,68 @@ if want 2.8 || want 2.35; then
   export NCP_CLI=$NCP_SRC/target/debug/nix-container
 fi
 
-if want 2.8; then
-  (
-    export NCP_PLUGIN=$plugin_28 NCP_OTHER_PLUGIN=$plugin_235 PKG_CONFIG_PATH=$pc_28
-    [ -n "$NCP_OTHER_PLUGIN" ] || unset NCP_OTHER_PLUGIN
-    # The real nixpkgs lib: its newest snapshot needs Nix >= 2.18.
-    NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.8.0); export NCP_NIXPKGS_LIB
-    mkdir -p /nix/var/nix/daemon-socket
-    say "Nix $(nix --version | awk '{print $3}'): unit and integration tests"
-    cargo test --workspace --locked
-  )
-  took "tests on Nix 2.8"
-fi
+# A step runs in a subshell with -e in force (not ignored as it would be
+# in `( … ) || …`); its failure is recorded and the next step runs.
+step() {
+  local name=$1 rc
+  shift
+  set +e
+  ( set -e; "$@" )
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || failed+=("$name")
+  took "$name"
+}
 
-if want 2.35; then
-  (
-    # A test that compiles a program against the plugin's C++ runtime does
-    # it in the chroot the plugin was built in.
-    export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28 NCP_SID=$NCP_SRC/scripts/sid.sh PKG_CONFIG_PATH=$pc_235
+tests_28() {
+  export NCP_PLUGIN=$plugin_28 NCP_OTHER_PLUGIN=$plugin_235 PKG_CONFIG_PATH=$pc_28
+  [ -n "$NCP_OTHER_PLUGIN" ] || unset NCP_OTHER_PLUGIN
+  # The real nixpkgs lib: its newest snapshot needs Nix >= 2.18.
+  NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.8.0); export NCP_NIXPKGS_LIB
+  mkdir -p /nix/var/nix/daemon-socket
+  say "Nix $(nix --version | awk '{print $3}'): unit and integration tests"
+  cargo test --workspace --locked --no-fail-fast
+}
 
-    NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.35.2); export NCP_NIXPKGS_LIB
-    # The systemd VM needs this Nix's prefix and sid's libraries too.
-    export NCP_CACHE_DIR_BIND=$NCP_CACHE_DIR
+tests_235() {
+  # A test that compiles a program against the plugin's C++ runtime does
+  # it in the chroot the plugin was built in.
+  export NCP_PLUGIN=$plugin_235 NCP_OTHER_PLUGIN=$plugin_28 NCP_SID=$NCP_SRC/scripts/sid.sh PKG_CONFIG_PATH=$pc_235
+  NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.35.2); export NCP_NIXPKGS_LIB
+  # The systemd VM needs this Nix's prefix and sid's libraries too.
+  export NCP_CACHE_DIR_BIND=$NCP_CACHE_DIR
+  # Nix 2.35 refuses a store below a world-writable directory (even a
+  # sticky one such as /var/tmp): below our root-owned work directory.
+  mkdir -p -m 0755 "$NCP_WORK_DIR"
+  tmp=$(mktemp -d "$NCP_WORK_DIR/nix-2.35-test.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  chmod 0755 "$tmp"  # the build users must reach the store below it
+  export PATH=$prefix_235/bin:$PATH NIX_STORE_DIR=$tmp/store NIX_STATE_DIR=$tmp/var/nix \
+    NIX_LOG_DIR=$tmp/var/log/nix NIX_CONF_DIR=$tmp/etc
+  mkdir -p "$NIX_CONF_DIR" "$NIX_STATE_DIR/daemon-socket"
+  # A store outside /nix/store: builds run without the sandbox.
+  printf 'sandbox = false\n' > "$NIX_CONF_DIR/nix.conf"
+  # The database made once, before tests start Nix processes in parallel
+  # (creating it concurrently is "database is busy").
+  nix-store --init
+  say "Nix $(nix --version | awk '{print $3}') (store $NIX_STORE_DIR): integration tests"
+  cargo test --locked -p ncp-integration-tests --no-fail-fast
+}
 
-
-
-    # Nix 2.35 refuses a store below a world-writable directory (even a
-    # sticky one such as /var/tmp): below our root-owned work directory.
-    mkdir -p -m 0755 "$NCP_WORK_DIR"
-    tmp=$(mktemp -d "$NCP_WORK_DIR/nix-2.35-test.XXXXXX")
-    trap 'rm -rf "$tmp"' EXIT
-    chmod 0755 "$tmp"  # the build users must reach the store below it
-    export PATH=$prefix_235/bin:$PATH NIX_STORE_DIR=$tmp/store NIX_STATE_DIR=$tmp/var/nix \
-      NIX_LOG_DIR=$tmp/var/log/nix NIX_CONF_DIR=$tmp/etc
-    mkdir -p "$NIX_CONF_DIR" "$NIX_STATE_DIR/daemon-socket"
-    # A store outside /nix/store: builds run without the sandbox.
-    printf 'sandbox = false\n' > "$NIX_CONF_DIR/nix.conf"
-    # The database made once, before tests start Nix processes in parallel
-    # (creating it concurrently is "database is busy").
-    nix-store --init
-    say "Nix
- $(nix --version | awk '{print $3}') (store $NIX_STORE_DIR): integration tests"
-    cargo test --locked -p ncp-integration-tests
-  )
-  took "tests on Nix 2.35"
-fi
-
-if want matrix; then
-  scripts/compile-matrix.sh
-  took "compile matrix"
-fi
-
-if want fuzz && [ "${NCP_FUZZ_SECONDS:-15}" != 0 ]; then
+fuzzing() {
   say "fuzzing each target for ${NCP_FUZZ_SECONDS:-15}s"
   fuzz/run.sh "${NCP_FUZZ_SECONDS:-15}"
-  took "fuzzing"
+}
+
+want 2.8 && step "tests on Nix 2.8" tests_28
+want 2.35 && step "tests on Nix 2.35" tests_235
+want matrix && step "compile matrix" scripts/compile-matrix.sh
+want fuzz && [ "${NCP_FUZZ_SECONDS:-15}" != 0 ] && step "fuzzing" fuzzing
+say "time per step: $(IFS=,; echo "${timing[*]}")"
+if [ -s "$NCP_SKIP_LOG" ]; then
+  say "not run here:"
+  sed 's/^/    /' "$NCP_SKIP_LOG" >&2
 fi
-say "done; time per step: $(IFS=,; echo "${timing[*]}")"
+rm -f "$NCP_SKIP_LOG"
+[ ${#failed[@]} = 0 ] || die "failed: $(IFS=,; echo "${failed[*]}")"
+say "done: every step passed"

@@ -454,6 +454,13 @@ fn nothing_run_inside_can_do_more_than_the_container_itself() {
 fn run_enters_the_user_namespace_of_a_private_users_container() {
     let env = Env::new();
     let name = "userns";
+    if let Some(why) = user_namespaces_refused() {
+        skipped(
+            "hostile::run_enters_the_user_namespace_of_a_private_users_container",
+            &format!("this process cannot create user namespaces ({why}): a chroot?"),
+        );
+        return;
+    }
     let _stop = StopOnDrop(&env, &[name]);
     // "identity" needs no idmapped mounts (which a chroot may forbid) and
     // still gives the container a user namespace of its own.

@@ -538,3 +538,33 @@ pub fn host_busybox() -> &'static Path {
         .find(|p| p.exists())
         .expect("busybox-static (scripts/setup.sh installs it)")
 }
+
+/// Whether this process may create user namespaces. The kernel refuses
+/// them to a chrooted process (e.g. under ../shared/tools/clean-room), and
+/// so does a systemd-nspawn with privateUsers there. None: allowed; Some:
+/// why not.
+pub fn user_namespaces_refused() -> Option<String> {
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "true"])
+        .output()
+        .expect("run unshare (util-linux)");
+    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+/// Records that `test` could not run here and why: on stderr, and in the
+/// file NCP_SKIP_LOG (scripts/test.sh prints it at the end), so that a
+/// skip is never silent.
+pub fn skipped(test: &str, why: &str) {
+    let line = format!("{test}: not run here: {why}\n");
+    eprint!("{line}");
+    if let Some(f) = std::env::var_os("NCP_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(f)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
