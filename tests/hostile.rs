@@ -273,12 +273,21 @@ fn a_stale_pid_file_never_makes_a_users_process_the_container() {
     let env = Env::new();
     let name = "ident";
     env.eval_json(&Env::profile_expr(name, "ident-a", ""));
-    // An unprivileged user's process dressed as the container's nspawn,
-    // with a child in a PID namespace of its own (as a container init).
+    // An unprivileged user's process dressed as the container's nspawn
+    // (argv[0] systemd-nspawn, -M NAME), with a child in a PID namespace of
+    // its own (as a container init): what the old cmdline check took for
+    // the container. It needs user namespaces (refused in a chroot).
+    if let Some(why) = user_namespaces_refused() {
+        skipped(
+            "hostile::a_stale_pid_file_never_makes_a_users_process_the_container",
+            &format!("an unprivileged user cannot make a PID namespace here ({why}): a chroot?"),
+        );
+        return;
+    }
     let mut fake = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "bash", "-c"])
         .arg(format!(
-            "exec -a systemd-nspawn bash -c '(unshare --user --map-root-user --pid --fork --mount-proc sleep 300 || sleep 300) 2>/dev/null; :' -M {name}"
+            "exec -a systemd-nspawn unshare --user --map-root-user --pid --fork --mount-proc sh -c 'sleep 300' -M {name}"
         ))
         .spawn()
         .expect("start the fake");
@@ -299,10 +308,28 @@ fn a_stale_pid_file_never_makes_a_users_process_the_container() {
     .unwrap();
     std::fs::write(run.join("started.conf"), "").unwrap();
 
-    let mark = env.path("ran-in-the-users-namespaces");
-    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
-    env.cli_fails(4, &["run", name, "--", "touch", mark.to_str().unwrap()]);
+    // World-writable, so that a command run in the user's namespaces (as
+    // nobody on the host) could leave the mark.
+    let open_dir = env.path("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::from_mode;
+    std::fs::set_permissions(&open_dir, mode(0o1777)).unwrap();
+    std::fs::set_permissions(env.path(""), mode(0o755)).unwrap();
+    let mark = open_dir.join("ran-in-the-users-namespaces");
+    let out = env.cli(&["run", name, "--", "touch", mark.to_str().unwrap()]);
+    assert!(
+        !mark.exists(),
+        "a command ran in the user's namespaces ({:?})",
+        out.status
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "run did not refuse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     env.cli_fails(4, &["reload", name]);
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
     env.cli_ok(&["stop", name]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
