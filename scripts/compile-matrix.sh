@@ -73,8 +73,11 @@ configured() {
   echo "$dir"
 }
 
-# The Rust bridge is the same for every Nix: one cargo target directory.
-export NCP_CARGO_TARGET_DIR=$NCP_SRC/build-matrix/cargo
+# The Rust bridge is the same for every Nix: one cargo target directory,
+# sid's, which the plugin for Nix 2.35 is built with too.
+NCP_CARGO_TARGET_DIR=$(cargo_cache_dir bridge-sid)
+export NCP_CARGO_TARGET_DIR
+
 failed=()
 for v in "${versions[@]}"; do
   dir=$(configured "$v")

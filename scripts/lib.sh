@@ -13,6 +13,22 @@ NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
 
 NCP_MIN_RUST=1.85.0
 
+# A cargo target directory kept between runs (CI clones afresh, and a cold
+# build of the dependencies is minutes of a run): NAME, keyed by the lockfile
+# (default Cargo.lock) and the toolchain, so a change of either starts a new
+# one. Caches of NAME unused for a week are removed. Cargo's own
+# fingerprints decide what is rebuilt inside one.
+cargo_cache_dir() {
+  local name=$1 lock=${2:-$NCP_SRC/Cargo.lock} key dir
+  key=$( { cat "$lock"; rustc -V; } | sha256sum | cut -c1-12)
+  dir=$NCP_CACHE_DIR/cargo/$name-$key
+  mkdir -p "$dir" && touch "$dir"
+  find "$NCP_CACHE_DIR/cargo" -mindepth 1 -maxdepth 1 -name "$name-*" ! -path "$dir" -mtime +7 \
+    -exec rm -rf {} + 2>/dev/null || true
+  echo "$dir"
+}
+
+
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

@@ -153,14 +153,18 @@ build_here() {
   ninja -C "$out" >&2
 }
 
+# The bridge's cargo build is kept between runs (rust/build-staticlib.sh):
+# one for this host's compiler and one for sid's (its C++ parts differ).
 build() {
   if [ -n "$in_sid" ]; then
-    "$NCP_SRC/scripts/sid.sh" run -- bash -c 'source "$1/scripts/lib.sh"; '"$(declare -f build_here)"'; build_here "$2" "$3"' \
+    "$NCP_SRC/scripts/sid.sh" run -- env NCP_CARGO_TARGET_DIR="$(cargo_cache_dir bridge-sid)" \
+      bash -c 'source "$1/scripts/lib.sh"; '"$(declare -f build_here)"'; build_here "$2" "$3"' \
       build "$NCP_SRC" "$1" "$NCP_BUILD_DIR"
   else
-    build_here "$1" "$NCP_BUILD_DIR"
+    NCP_CARGO_TARGET_DIR=${NCP_CARGO_TARGET_DIR:-$(cargo_cache_dir bridge-host)} build_here "$1" "$NCP_BUILD_DIR"
   fi
 }
+
 
 nix_prefix= in_sid=
 while [ $# -gt 0 ]; do

@@ -4,7 +4,7 @@
 #   scripts/test.sh 2.8      the whole suite against Nix 2.8.0 (Debian 12's nix-bin)
 #   scripts/test.sh 2.35     the whole suite against Nix 2.35.2
 #   scripts/test.sh matrix   the plugin compiled against Nix 2.26.3 and 2.28-2.34
-#   scripts/test.sh fuzz     every fuzz target for NCP_FUZZ_SECONDS (default 15)
+#   scripts/test.sh fuzz     every fuzz target for NCP_FUZZ_SECONDS (default 10)
 # Sets up and builds first: scripts/setup.sh (Debian packages, Nix 2.8's
 # headers, build users), scripts/nix-sid.sh (Nix 2.35.2 from its release
 # source in a Debian sid chroot, once per machine, ~30 minutes) and
@@ -41,10 +41,15 @@ if want 2.35; then
   took "Nix 2.35.2 and its plugin"
 fi
 
+# The workspace's cargo builds (unit tests, integration tests, the CLI and
+# the packaging test's builds) are kept between runs.
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cargo_cache_dir workspace)}
+export CARGO_TARGET_DIR
+
 if want 2.8 || want 2.35; then
   # The runtime CLI the integration tests drive.
   cargo build --locked -p nix-container
-  export NCP_CLI=$NCP_SRC/target/debug/nix-container
+  export NCP_CLI=$CARGO_TARGET_DIR/debug/nix-container
 fi
 
 # A step runs in a subshell with -e in force (not ignored as it would be
@@ -95,15 +100,25 @@ tests_235() {
   cargo test --locked -p ncp-integration-tests --no-fail-fast
 }
 
+CARGO_FUZZ_VERSION=0.13.2
 fuzzing() {
-  say "fuzzing each target for ${NCP_FUZZ_SECONDS:-15}s"
-  fuzz/run.sh "${NCP_FUZZ_SECONDS:-15}"
+  # cargo-fuzz and the instrumented builds are kept between runs too.
+  local fuzz_root=$NCP_CACHE_DIR/cargo-fuzz-$CARGO_FUZZ_VERSION
+  if ! command -v cargo-fuzz >/dev/null; then
+    [ -x "$fuzz_root/bin/cargo-fuzz" ] ||
+      cargo install --locked --root "$fuzz_root" cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+    export PATH=$fuzz_root/bin:$PATH
+  fi
+  CARGO_TARGET_DIR=$(cargo_cache_dir fuzz "$NCP_SRC/fuzz/Cargo.lock")
+  export CARGO_TARGET_DIR
+  say "fuzzing each target for ${NCP_FUZZ_SECONDS:-10}s"
+  fuzz/run.sh "${NCP_FUZZ_SECONDS:-10}"
 }
 
 want 2.8 && step "tests on Nix 2.8" tests_28
 want 2.35 && step "tests on Nix 2.35" tests_235
 want matrix && step "compile matrix" scripts/compile-matrix.sh
-want fuzz && [ "${NCP_FUZZ_SECONDS:-15}" != 0 ] && step "fuzzing" fuzzing
+want fuzz && [ "${NCP_FUZZ_SECONDS:-10}" != 0 ] && step "fuzzing" fuzzing
 say "time per step: $(IFS=,; echo "${timing[*]}")"
 if [ -s "$NCP_SKIP_LOG" ]; then
   say "not run here:"

@@ -175,10 +175,10 @@ fn package_source_builds_and_installs_as_its_phases_do() {
     let dest = env.path("out");
     // Cargo's downloads are the workspace's own (offline here, vendored
     // there); its dependencies' builds are kept between runs.
-    let target = repo().join(if std::env::var_os("NCP_SID").is_some() {
-        "target/package-sid"
+    let target = cargo_target_dir().join(if std::env::var_os("NCP_SID").is_some() {
+        "package-sid"
     } else {
-        "target/package"
+        "package"
     });
     // The plugin's phases (meson), then postBuild's and postInstall's.
     let plugin_script = format!(
@@ -196,7 +196,7 @@ fn package_source_builds_and_installs_as_its_phases_do() {
          {d}/bin/nix-container man > {d}/share/man/man1/nix-container.1",
         w = work.display(),
         d = dest.display(),
-        t = repo().join("target/package").display()
+        t = cargo_target_dir().join("package").display()
     );
     let mut c = match std::env::var_os("NCP_SID") {
         // A Nix built in the sid chroot: its plugin is built there too.

@@ -14,6 +14,14 @@ pub fn repo() -> PathBuf {
         .to_owned()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (scripts/test.sh keeps one
+/// between runs) or the workspace's own.
+pub fn cargo_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"))
+}
+
 pub fn plugin() -> PathBuf {
     let p = std::env::var_os("NCP_PLUGIN")
         .map(PathBuf::from)
@@ -233,7 +241,7 @@ impl Env {
 pub fn cli_bin() -> PathBuf {
     let p = std::env::var_os("NCP_CLI")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/debug/nix-container"));
+        .unwrap_or_else(|| cargo_target_dir().join("debug/nix-container"));
     assert!(
         p.exists(),
         "{} is missing: cargo build -p nix-container (or set NCP_CLI)",
