@@ -16,13 +16,24 @@ NCP_MIN_RUST=1.85.0
 # A cargo target directory kept between runs (CI clones afresh, and a cold
 # build of the dependencies is minutes of a run): NAME, keyed by the lockfile
 # (default Cargo.lock) and the toolchain, so a change of either starts a new
-# one. Caches of NAME unused for a week are removed. Cargo's own
-# fingerprints decide what is rebuilt inside one.
+# one. Caches of NAME unused for a week are removed.
+# Cargo takes the workspace's own crates for fresh by file times and bakes
+# their paths in (env!("CARGO_MANIFEST_DIR")): built from another checkout,
+# they could pass for this one's. So when the checkout differs from the last
+# one that used the cache, their fingerprints are removed (they are rebuilt);
+# the dependencies' builds stay.
 cargo_cache_dir() {
-  local name=$1 lock=${2:-$NCP_SRC/Cargo.lock} key dir
+  local name=$1 lock=${2:-$NCP_SRC/Cargo.lock} key dir crate
   key=$( { cat "$lock"; rustc -V; } | sha256sum | cut -c1-12)
   dir=$NCP_CACHE_DIR/cargo/$name-$key
   mkdir -p "$dir" && touch "$dir"
+  if [ "$(cat "$dir/.ncp-checkout" 2>/dev/null)" != "$NCP_SRC" ]; then
+    for crate in $(cargo metadata --offline --no-deps --format-version 1 \
+        --manifest-path "$(dirname "$lock")/Cargo.toml" | jq -r '.packages[].name'); do
+      find "$dir" -type d -path "*/.fingerprint/$crate-*" -prune -exec rm -rf {} +
+    done
+    printf '%s' "$NCP_SRC" > "$dir/.ncp-checkout"
+  fi
   find "$NCP_CACHE_DIR/cargo" -mindepth 1 -maxdepth 1 -name "$name-*" ! -path "$dir" -mtime +7 \
     -exec rm -rf {} + 2>/dev/null || true
   echo "$dir"

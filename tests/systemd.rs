@@ -152,7 +152,11 @@ fn the_systemd_runner_container_units_the_apply_unit_and_nixos_start_script() {
         sys("web-b"),
         sys("tr-a")
     ));
-    let cli = cli_bin();
+    // A copy in the test's directory, which the VM has: cargo's target
+    // directory may be outside the repository (scripts/test.sh keeps one
+    // between runs).
+    let cli = env.path("nix-container");
+    std::fs::copy(cli_bin(), &cli).expect("copy the CLI");
 
     // The roots (the VM's nix.conf names them; the CLI and our unit read it).
     let conf = format!(
