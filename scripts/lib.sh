@@ -23,13 +23,14 @@ NCP_MIN_RUST=1.85.0
 # one that used the cache, their fingerprints are removed (they are rebuilt);
 # the dependencies' builds stay.
 cargo_cache_dir() {
-  local name=$1 lock=${2:-$NCP_SRC/Cargo.lock} key dir crate
+  local name=$1 lock=${2:-$NCP_SRC/Cargo.lock} key dir crates crate
   key=$( { cat "$lock"; rustc -V; } | sha256sum | cut -c1-12)
   dir=$NCP_CACHE_DIR/cargo/$name-$key
   mkdir -p "$dir" && touch "$dir"
   if [ "$(cat "$dir/.ncp-checkout" 2>/dev/null)" != "$NCP_SRC" ]; then
-    for crate in $(cargo metadata --offline --no-deps --format-version 1 \
-        --manifest-path "$(dirname "$lock")/Cargo.toml" | jq -r '.packages[].name'); do
+    crates=$(cargo metadata --offline --no-deps --format-version 1 \
+      --manifest-path "$(dirname "$lock")/Cargo.toml" | jq -r '.packages[].name')
+    for crate in $crates; do
       find "$dir" -type d -path "*/.fingerprint/$crate-*" -prune -exec rm -rf {} +
     done
     printf '%s' "$NCP_SRC" > "$dir/.ncp-checkout"
@@ -38,7 +39,6 @@ cargo_cache_dir() {
     -exec rm -rf {} + 2>/dev/null || true
   echo "$dir"
 }
-
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -165,7 +165,6 @@ build() {
   fi
 }
 
-
 nix_prefix= in_sid=
 while [ $# -gt 0 ]; do
   case "$1" in

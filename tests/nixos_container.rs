@@ -283,7 +283,8 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
         assert!(!env.config_dir().join(&f).exists(), "{f} is left");
     }
     assert!(!env.state_dir().join(name).exists());
-    let o = env.cli(&["status", name]);
+    // --signal, which nixos-container parses (and ignores), is taken too.
+    let o = env.cli(&["--signal", "KILL", "status", name]);
     assert_eq!((o.status.code(), stdout(&o).trim()), (Some(3), "gone"));
 }
 

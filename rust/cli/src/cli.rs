@@ -65,6 +65,10 @@ pub struct RootArgs {
     /// Who runs systemd-nspawn: systemd (a unit per container), this tool, or auto
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub runner: RunnerChoice,
+    /// Accepted and ignored, as nixos-container does: its command lines may carry it
+    #[arg(long, global = true, value_name = "SIGNAL", hide = true)]
+    #[allow(dead_code)] // parsed only so that such command lines work
+    pub signal: Option<String>,
     /// Seconds start waits for the init, and stop for it to halt before it is killed
     #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,
