@@ -6,7 +6,7 @@
 #   (default: 2.26.3 and 2.28.7 2.29.4 2.30.5 2.31.5 2.32.8 2.33.6 2.34.8)
 # No Nix build is needed: `meson setup` of a Nix source tree generates its
 # config headers and "uninstalled" pkg-config files, which are enough to
-# compile against. That is done once per version and cached (keyed by this
+# compile against. That is done once per version and cached (keyed by its
 # recipe); the plugin's objects are compiled afresh on every run, in the sid
 # chroot of scripts/sid.sh (today's Nix needs GCC 14+ and boost >= 1.90).
 # Sources: ../shared/nix-sources (upstream release tags, checked against
@@ -18,7 +18,6 @@ versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(2.26.3 2.28.7 2.29.4 2.30.5 2.31.5 2.32.8 2.33.6 2.34.8)
 sources=$(cd "$NCP_SRC/.." && pwd)/shared/nix-sources
 NIX_226_DEB=2.26.3+dfsg-1
-key=$(cat "$0" "$NCP_SRC/scripts/sid.sh" | sha256sum | cut -c1-12)
 "$NCP_SRC/scripts/sid.sh" root >/dev/null
 
 # The Debian 13 source of Nix 2.26.3, unpacked (with Debian's patches).
@@ -72,6 +71,11 @@ configured() {
   fi
   echo "$dir"
 }
+
+# The configured trees are keyed by what makes them (the two functions
+# above, the Debian version and the chroot), not by the rest of this script.
+key=$( { declare -f debian_226_source configured; echo "$NIX_226_DEB"; cat "$NCP_SRC/scripts/sid.sh"; } |
+  sha256sum | cut -c1-12)
 
 # The Rust bridge is the same for every Nix: one cargo target directory,
 # sid's, which the plugin for Nix 2.35 is built with too.

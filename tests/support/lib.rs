@@ -559,6 +559,16 @@ pub fn user_namespaces_refused() -> Option<String> {
     (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).trim().to_owned())
 }
 
+/// Whether this process runs chrooted (its `/` is not PID 1's), as in
+/// ../shared/tools/clean-room.
+pub fn chrooted() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata("/"), std::fs::metadata("/proc/1/root/.")) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 /// Records that `test` could not run here and why: on stderr, and in the
 /// file NCP_SKIP_LOG (scripts/test.sh prints it at the end), so that a
 /// skip is never silent.
