@@ -559,12 +559,23 @@ pub fn user_namespaces_refused() -> Option<String> {
     (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).trim().to_owned())
 }
 
-/// Whether this process runs chrooted (its `/` is not PID 1's), as in
-/// ../shared/tools/clean-room.
-pub fn chrooted() -> bool {
+/// Whether entering this process's own mount namespace (what nsenter does)
+/// lands on another root than this process's: true in a chroot such as
+/// ../shared/tools/clean-room, where setns(CLONE_NEWNS) puts the caller at
+/// the namespace's root mount, outside the chroot.
+pub fn nsenter_lands_outside() -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata("/"), std::fs::metadata("/proc/1/root/.")) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+    let Ok(own) = std::fs::metadata("/") else {
+        return false;
+    };
+    let out = Command::new("nsenter")
+        .arg(format!("--mount=/proc/{}/ns/mnt", std::process::id()))
+        .args(["--", "stat", "-c", "%d:%i", "/"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).trim() != format!("{}:{}", own.dev(), own.ino())
+        }
         _ => false,
     }
 }
