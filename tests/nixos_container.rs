@@ -18,16 +18,16 @@ fn nc(env: &Env, args: &[&str]) -> Command {
     c
 }
 
-fn ok(c: &mut Command) -> Output {
-    let out = c.output().expect("run nix-container");
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({:?}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// A Nix expression for a system whose init is busybox's sh running `lines`
+/// (shell, inside a Nix string and printf's format: `${bb}` is busybox).
+fn system_with_init(name: &str, lines: &[&str]) -> String {
+    let body: String = lines.iter().map(|l| format!("\\\\n{l}")).collect();
+    format!(
+        "let bb = (import {}/tests/fixtures/busybox.nix {{ }}).busybox; in derivation {{ \
+           name = \"nixos-system-{name}\"; system = builtins.currentSystem; builder = \"${{bb}}/bin/sh\"; \
+           args = [ \"-c\" \"mkdir -p $out; printf '#!${{bb}}/bin/sh{body}\\\\n' > $out/init; chmod +x $out/init\" ]; }}",
+        repo().display()
+    )
 }
 
 fn stdout(o: &Output) -> String {
@@ -121,7 +121,7 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
     let name = "ncweb";
     let _stop = StopOnDrop(&env, &[name]);
     let nixos = env.nixos_dir();
-    let out = ok(&mut nc(
+    let out = succeeded(&mut nc(
         &env,
         &[
             "create",
@@ -236,7 +236,7 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
 
     // update with a new configuration: built, and the running container
     // reloads (nixos-container's `systemctl reload`).
-    let out = ok(&mut nc(
+    let out = succeeded(&mut nc(
         &env,
         &["update", name, "--config", "ncpTest.label = \"c2\";"],
     ));
@@ -254,7 +254,7 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
     let m = env.config_dir().join(format!("{name}.nix"));
     let text = std::fs::read_to_string(&m).unwrap().replace("c2", "c3");
     std::fs::write(&m, text).unwrap();
-    ok(&mut nc(&env, &["update", name]));
+    succeeded(&mut nc(&env, &["update", name]));
     let g = env.cli_json(&["generations", "--json", name]);
     assert_eq!(g.as_array().unwrap().len(), 3, "{g}");
     assert!(
@@ -292,7 +292,7 @@ fn create_start_log_in_update_and_destroy_as_with_nixos_container() {
 fn create_picks_free_names_and_addresses_and_shares_systems() {
     let env = Env::new();
     let system = build_system("ncshare");
-    let create = |args: &[&str]| ok(&mut nc(&env, &[&["create"], args].concat()));
+    let create = |args: &[&str]| succeeded(&mut nc(&env, &[&["create"], args].concat()));
     create(&["ncdup", "--system-path", &system]);
     // Taken: an error that says what to do instead, and nothing changes.
     let o = nc(&env, &["create", "ncdup", "--system-path", &system])
@@ -390,29 +390,33 @@ fn create_evaluates_nixpkgs_from_the_nix_path_and_honours_nix_flags() {
     // Nothing of it is left: the next create is not "already exists".
     assert!(!env.config_dir().join("ncpath.nix").exists());
     // --log-format reaches Nix too; <nixpkgs/nixos> from NIX_PATH.
-    let o = ok(nc(
-        &env,
-        &[
-            "create",
-            "ncpath",
-            "--config",
-            &cfg,
-            "--log-format",
-            "internal-json",
-        ],
-    )
-    .env("NIX_PATH", &nix_path));
+    let o = succeeded(
+        nc(
+            &env,
+            &[
+                "create",
+                "ncpath",
+                "--config",
+                &cfg,
+                "--log-format",
+                "internal-json",
+            ],
+        )
+        .env("NIX_PATH", &nix_path),
+    );
     assert!(stderr(&o).contains("@nix {"), "{}", stderr(&o));
     let system = resolve(&env.profile("ncpath"));
     assert!(system.ends_with(&format!("ncpath-{label}")), "{system}");
     // --config-file: imported from where it is.
     let f = env.path("extra.nix");
     std::fs::write(&f, "{ ncpTest.label = \"fromfile\"; }").unwrap();
-    ok(nc(
-        &env,
-        &["update", "ncpath", "--config-file", f.to_str().unwrap()],
-    )
-    .env("NIX_PATH", &nix_path));
+    succeeded(
+        nc(
+            &env,
+            &["update", "ncpath", "--config-file", f.to_str().unwrap()],
+        )
+        .env("NIX_PATH", &nix_path),
+    );
     assert!(resolve(&env.profile("ncpath")).ends_with("ncpath-fromfile"));
 }
 
@@ -466,11 +470,13 @@ fn create_from_a_flake_purely_unless_asked_with_the_flake_flags() {
     let flake = write_flake(&env);
     let f = flake.display().to_string();
     // --no-write-lock-file: the lock Nix makes is not written.
-    ok(nc(
-        &env,
-        &["create", "ncflake", "--flake", &f, "--no-write-lock-file"],
-    )
-    .env("NCP_FLAKE_LABEL", "env"));
+    succeeded(
+        nc(
+            &env,
+            &["create", "ncflake", "--flake", &f, "--no-write-lock-file"],
+        )
+        .env("NCP_FLAKE_LABEL", "env"),
+    );
     assert!(!flake.join("flake.lock").exists());
     // Pure by default: the environment is not seen.
     assert!(
@@ -479,7 +485,9 @@ fn create_from_a_flake_purely_unless_asked_with_the_flake_flags() {
         resolve(&env.profile("ncflake"))
     );
     // --impure: it is; update re-reads the recorded flake (absolute).
-    ok(nc(&env, &["update", "ncflake", "--impure", "--flake", &f]).env("NCP_FLAKE_LABEL", "env"));
+    succeeded(
+        nc(&env, &["update", "ncflake", "--impure", "--flake", &f]).env("NCP_FLAKE_LABEL", "env"),
+    );
     assert!(resolve(&env.profile("ncflake")).ends_with("flaky-env"));
     assert!(
         flake.join("flake.lock").exists(),
@@ -573,12 +581,7 @@ fn start_shows_the_console_log_when_a_container_does_not_come_up() {
     let env = Env::new();
     let name = "ncfail";
     // A system whose init says something and fails.
-    let failing = format!(
-        "let bb = (import {}/tests/fixtures/busybox.nix {{ }}).busybox; in derivation {{ \
-           name = \"nixos-system-failing\"; system = builtins.currentSystem; builder = \"${{bb}}/bin/sh\"; \
-           args = [ \"-c\" \"mkdir -p $out; printf '#!${{bb}}/bin/sh\\\\necho init-says-$((6*7))\\\\nexit 3\\\\n' > $out/init; chmod +x $out/init\" ]; }}",
-        repo().display()
-    );
+    let failing = system_with_init("failing", &["echo init-says-$((6*7))", "exit 3"]);
     env.eval_json(&format!(
         "builtins.containerProfile {{ name = \"{name}\"; system = {failing}; }}"
     ));
@@ -597,11 +600,9 @@ fn stop_escalates_after_its_stated_grace_period_and_says_so() {
     let name = "ncstubborn";
     let _stop = StopOnDrop(&env, &[name]);
     // An init that ignores SIGRTMIN+3 and SIGTERM (nixpkgs #6212: 90 s hangs).
-    let stubborn = format!(
-        "let bb = (import {}/tests/fixtures/busybox.nix {{ }}).busybox; in derivation {{ \
-           name = \"nixos-system-stubborn\"; system = builtins.currentSystem; builder = \"${{bb}}/bin/sh\"; \
-           args = [ \"-c\" \"mkdir -p $out; printf '#!${{bb}}/bin/sh\\\\ntrap \\\"\\\" 37 15\\\\nwhile :; do ${{bb}}/bin/sleep 1; done\\\\n' > $out/init; chmod +x $out/init\" ]; }}",
-        repo().display()
+    let stubborn = system_with_init(
+        "stubborn",
+        &["trap \\\"\\\" 37 15", "while :; do ${bb}/bin/sleep 1; done"],
     );
     env.eval_json(&format!(
         "builtins.containerProfile {{ name = \"{name}\"; system = {stubborn}; }}"

@@ -271,17 +271,9 @@ fn package_source_builds_and_installs_as_its_phases_do() {
     std::fs::remove_dir_all(&work).unwrap();
     let nixos = env.nixos_dir();
     let mut c = Command::new(dest.join("bin/nix-container"));
-    c.env("NIX_CONFIG", NIX_CONFIG).env_remove("NCP_PLUGIN");
-    for (k, p) in [
-        ("--container-state-dir", env.state_dir()),
-        ("--container-config-dir", env.config_dir()),
-        ("--container-profiles-dir", env.profiles_dir()),
-        ("--container-gcroots-dir", env.gcroots_dir()),
-        ("--container-run-dir", env.path("run")),
-    ] {
-        c.arg(k).arg(p);
-    }
-    let out = c
+    c.env("NIX_CONFIG", NIX_CONFIG)
+        .env_remove("NCP_PLUGIN")
+        .args(env.root_flags())
         .args([
             "create",
             "pkgd",
@@ -289,13 +281,7 @@ fn package_source_builds_and_installs_as_its_phases_do() {
             "ncpTest.label = \"pkg\";",
             "--nixos-path",
         ])
-        .arg(&nixos)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&nixos);
+    succeeded(&mut c);
     assert!(resolve(&env.profile("pkgd")).ends_with("nixos-system-ncp-test-pkgd-pkg"));
 }

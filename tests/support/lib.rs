@@ -237,6 +237,21 @@ impl Env {
     }
 }
 
+/// Runs `c`, fails the test unless it succeeds (saying what it printed).
+pub fn succeeded(c: &mut Command) -> Output {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed ({:?}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The runtime CLI: `$NCP_CLI`, or the workspace's debug build.
 pub fn cli_bin() -> PathBuf {
     let p = std::env::var_os("NCP_CLI")
@@ -255,19 +270,25 @@ impl Env {
         self.path("run")
     }
 
-    /// `nix-container` pointed at this test's roots, running nspawn itself.
-    pub fn cli_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(cli_bin());
-        for (k, p) in [
+    /// The CLI's flags that point it at this test's roots.
+    pub fn root_flags(&self) -> Vec<std::ffi::OsString> {
+        [
             ("--container-state-dir", self.state_dir()),
             ("--container-config-dir", self.config_dir()),
             ("--container-profiles-dir", self.profiles_dir()),
             ("--container-gcroots-dir", self.gcroots_dir()),
             ("--container-run-dir", self.run_dir()),
-        ] {
-            c.arg(k).arg(p);
-        }
-        c.args(["--runner", "direct", "--timeout", "20"])
+        ]
+        .into_iter()
+        .flat_map(|(k, p)| [k.into(), p.into_os_string()])
+        .collect()
+    }
+
+    /// `nix-container` pointed at this test's roots, running nspawn itself.
+    pub fn cli_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(cli_bin());
+        c.args(self.root_flags())
+            .args(["--runner", "direct", "--timeout", "20"])
             .args(args)
             .stdin(Stdio::null());
         c
@@ -279,14 +300,7 @@ impl Env {
 
     /// Runs the CLI, expects success, returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "nix-container {args:?} failed ({:?}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = succeeded(&mut self.cli_cmd(args));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

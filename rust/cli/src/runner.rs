@@ -251,19 +251,14 @@ impl Runner {
 /// environment has none of ours).
 fn root_flags(c: &Container) -> Vec<String> {
     let r = &c.ctx.roots;
-    let mut v = Vec::new();
-    for (k, p) in [
-        ("--container-state-dir", &r.state_dir),
-        ("--container-config-dir", &r.config_dir),
-        ("--container-profiles-dir", &r.profiles_dir),
-        ("--container-gcroots-dir", &r.gcroots_dir),
-        ("--container-run-dir", &r.run_dir),
-        ("--store-dir", &r.store_dir),
-        ("--nix-state-dir", &r.nix_state_dir),
-    ] {
-        v.push(format!("{k}={}", p.display()));
-    }
-    v
+    r.by_setting()
+        .into_iter()
+        .chain([
+            ("store-dir", r.store_dir.as_path()),
+            ("nix-state-dir", r.nix_state_dir.as_path()),
+        ])
+        .map(|(k, p)| format!("--{k}={}", p.display()))
+        .collect()
 }
 
 /// A transient unit of its own, as NixOS's container@.service is set up.

@@ -1,7 +1,7 @@
 //! Where everything lives: the roots (plugin settings with NixOS defaults) and
 //! the paths of one container below them. The one place for these facts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -129,6 +129,18 @@ impl Roots {
             store_dir,
             nix_state_dir,
         })
+    }
+
+    /// The container roots by the name of the plugin setting that gives
+    /// each (also the CLI's flag without its dashes).
+    pub fn by_setting(&self) -> [(&'static str, &Path); 5] {
+        [
+            ("container-state-dir", &self.state_dir),
+            ("container-config-dir", &self.config_dir),
+            ("container-profiles-dir", &self.profiles_dir),
+            ("container-gcroots-dir", &self.gcroots_dir),
+            ("container-run-dir", &self.run_dir),
+        ]
     }
 
     pub fn store_dir_str(&self) -> String {

@@ -131,14 +131,7 @@ fn nix_cmd(
         if let Some(p) = plugin_file() {
             c.arg("--plugin-files").arg(p);
         }
-        let r = &ctx.roots;
-        for (k, v) in [
-            ("container-state-dir", &r.state_dir),
-            ("container-config-dir", &r.config_dir),
-            ("container-profiles-dir", &r.profiles_dir),
-            ("container-gcroots-dir", &r.gcroots_dir),
-            ("container-run-dir", &r.run_dir),
-        ] {
+        for (k, v) in ctx.roots.by_setting() {
             c.arg("--option").arg(k).arg(v);
         }
         let legacy = if ctx.legacy_layout { "true" } else { "false" };
@@ -335,15 +328,16 @@ fn parse_ports(spec: &str) -> Result<Vec<serde_json::Value>> {
                 Some(&("tcp" | "udp")) => (parts[0], &parts[1..]),
                 _ => ("tcp", &parts[..]),
             };
-            let port = |s: &str| {
-                s.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    CliError::Usage(format!("--port {spec}: '{p}' is not [tcp|udp:]HOSTPORT[:CONTAINERPORT]"))
-                })
+            let bad = || {
+                CliError::Usage(format!(
+                    "--port {spec}: '{p}' is not [tcp|udp:]HOSTPORT[:CONTAINERPORT]"
+                ))
             };
+            let port = |s: &str| s.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
             match rest {
                 [h] => Ok(serde_json::json!({ "protocol": proto, "hostPort": port(h)? })),
                 [h, c] => Ok(serde_json::json!({ "protocol": proto, "hostPort": port(h)?, "containerPort": port(c)? })),
-                _ => Err(CliError::Usage(format!("--port {spec}: '{p}' is not [tcp|udp:]HOSTPORT[:CONTAINERPORT]"))),
+                _ => Err(bad()),
             }
         })
         .collect()
