@@ -69,9 +69,10 @@ pub struct RootArgs {
     #[arg(long, global = true, value_name = "SIGNAL", hide = true)]
     #[allow(dead_code)] // parsed only so that such command lines work
     pub signal: Option<String>,
-    /// Seconds start waits for the init, and stop for it to halt before it is killed
-    #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// Seconds start waits for the container to be ready (default 60, NixOS's
+    /// timeoutStartSec), and stop for it to halt before it is killed (default 30)
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Parser, Debug)]
@@ -286,7 +287,8 @@ pub enum Cmd {
     },
     /// Wipe a container's state and prepare its root afresh; keeps its conf and generations
     Reset { name: String },
-    /// The container's console log (this tool's runner) or its unit's journal (systemd)
+    /// The journal of a running container whose init is systemd (read inside);
+    /// otherwise its console log (this tool's runner) or its unit's journal (systemd)
     Logs {
         name: String,
         /// How many lines from the end
@@ -295,6 +297,9 @@ pub enum Cmd {
         /// Keep printing what is added
         #[arg(short, long)]
         follow: bool,
+        /// The console (what systemd-nspawn printed) even when a journal can be read
+        #[arg(long)]
+        console: bool,
     },
     /// Write a container@.service for hosts that have none (not NixOS)
     InstallUnit {
@@ -317,6 +322,10 @@ pub enum Cmd {
     /// (Tests) the ip calls that set up a container's private network, as JSON
     #[command(hide = true)]
     NetworkPlan { name: String },
+    /// (Started by `start`) keeps a container's console log and hears its
+    /// readiness: console on standard input, notify socket on fd 3
+    #[command(hide = true)]
+    Monitor { name: String },
 }
 
 pub fn completions(shell: Shell) -> Result<()> {

@@ -107,9 +107,34 @@ impl Target {
         self.leader.pid
     }
 
+    /// Runs `cmd` inside (no terminal) and returns what it printed on
+    /// standard output, at most 64 KiB, if it exited with 0.
+    pub fn output(&self, cmd: &Command) -> Result<String> {
+        let (r, w) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed(format!("pipe: {e}")))?;
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = std::fs::File::from(r)
+                .take(64 * 1024)
+                .read_to_end(&mut out);
+            out
+        });
+        let code = self.run_to(cmd, Some(w));
+        let out = reader.join().unwrap_or_default();
+        match code? {
+            0 => Ok(String::from_utf8_lossy(&out).into_owned()),
+            n => Err(failed(format!("{} exited with {n}", cmd.argv[0]))),
+        }
+    }
+
     /// Runs `cmd` inside; returns its exit code (128 + signal if killed).
     /// An Err means nothing ran.
     pub fn run(&self, cmd: &Command) -> Result<i32> {
+        self.run_to(cmd, None)
+    }
+
+    /// `run`, its standard output to `stdout` when given.
+    fn run_to(&self, cmd: &Command, stdout: Option<OwnedFd>) -> Result<i32> {
         let argv: Vec<CString> = cmd
             .argv
             .iter()
@@ -162,12 +187,16 @@ impl Target {
         // closes it (O_CLOEXEC), so EOF with nothing read means it ran.
         let (err_r, err_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed(format!("pipe: {e}")))?;
-        // SAFETY: the CLI is single-threaded here; the child only calls
-        // async-signal-safe functions until exec or _exit (allocation is
-        // done before fork).
+        // SAFETY: the child only calls async-signal-safe functions until
+        // exec or _exit (allocation is done before fork), so no lock another
+        // thread of ours held at fork (output's reader) is ever needed.
         match unsafe { fork() }.map_err(|e| failed(format!("fork: {e}")))? {
             ForkResult::Child => {
                 drop(err_r);
+                if let Some(fd) = &stdout {
+                    // SAFETY: dup2 onto our standard output (clears CLOEXEC there).
+                    unsafe { libc::dup2(fd.as_raw_fd(), 1) };
+                }
                 let pty_sock = channel.as_ref().map(|c| c.theirs.as_raw_fd());
                 let e = self.enter_and_exec(&exec, pty_sock, err_w.as_raw_fd());
                 let _ = nix::unistd::write(&err_w, e.as_bytes());
@@ -176,6 +205,8 @@ impl Target {
             }
             ForkResult::Parent { child } => {
                 drop(err_w);
+                // The reader sees EOF once the child is done with it.
+                drop(stdout);
                 // The pty is opened inside; its master end comes back here.
                 let relay = channel.and_then(|c| {
                     drop(c.theirs);
@@ -485,4 +516,34 @@ fn drop_privileges(bounding: u64, last_cap: u32) -> std::result::Result<(), Stri
 pub fn any_terminal() -> bool {
     let t = |fd: std::os::fd::BorrowedFd| nix::unistd::isatty(fd).unwrap_or(false);
     t(std::io::stdin().as_fd()) || t(std::io::stdout().as_fd()) || t(std::io::stderr().as_fd())
+}
+
+/// The environment of a program run inside: NixOS's system path first (the
+/// profile's store path, read-only inside), then the container's own.
+pub fn environment(system: Option<&str>) -> Vec<(String, String)> {
+    let mut path = Vec::new();
+    if let Some(s) = system {
+        path.push(format!("{s}/sw/bin"));
+    }
+    path.extend(
+        [
+            "/run/current-system/sw/bin",
+            "/run/wrappers/bin",
+            "/nix/var/nix/profiles/default/bin",
+            "/usr/bin",
+            "/bin",
+        ]
+        .map(String::from),
+    );
+    let mut env = vec![
+        ("PATH".to_owned(), path.join(":")),
+        ("HOME".to_owned(), "/root".to_owned()),
+        ("USER".to_owned(), "root".to_owned()),
+        ("LOGNAME".to_owned(), "root".to_owned()),
+        ("container".to_owned(), "systemd-nspawn".to_owned()),
+    ];
+    if let Ok(t) = std::env::var("TERM") {
+        env.push(("TERM".to_owned(), t));
+    }
+    env
 }

@@ -167,6 +167,15 @@ impl Process {
         &self.fd
     }
 
+    /// The same process, held by a second pidfd.
+    pub fn duplicate(&self) -> Option<Process> {
+        Some(Process {
+            pid: self.pid,
+            start_time: self.start_time,
+            fd: self.fd.try_clone().ok()?,
+        })
+    }
+
     /// The container's init below this systemd-nspawn: its child in another
     /// PID namespace that has executed the init (before that it is
     /// nspawn's own inner child, and a signal sent to it would be lost).

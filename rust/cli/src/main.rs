@@ -12,10 +12,13 @@ mod container;
 mod enter;
 mod error;
 mod identity;
+mod monitor;
 mod network;
 mod output;
 mod pty;
+mod records;
 mod runner;
+mod state;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -86,7 +89,8 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         runner: Runner::detect(r.runner, &roots),
         legacy_layout: legacy,
         roots,
-        timeout: Duration::from_secs(r.timeout),
+        start_timeout: r.timeout.map_or(container::START_TIMEOUT, Duration::from_secs),
+        stop_timeout: r.timeout.map_or(container::STOP_TIMEOUT, Duration::from_secs),
         lock_timeout: Duration::from_secs(lock_timeout),
     })
 }
@@ -147,11 +151,13 @@ fn run(cli: Cli) -> Result<u8> {
             name,
             lines,
             follow,
-        } => return commands::logs(&c(name)?, *lines, *follow),
+            console,
+        } => return commands::logs(&c(name)?, *lines, *follow, *console),
         Cmd::InstallUnit { dir } => commands::install_unit(dir)?,
         Cmd::ExecNspawn { name } => return Err(commands::exec_nspawn(&c(name)?)),
         Cmd::NetworkUp { name } => commands::network_up(&c(name)?)?,
         Cmd::NetworkPlan { name } => commands::network_plan(&c(name)?)?,
+        Cmd::Monitor { name } => monitor::run(&c(name)?.records())?,
         Cmd::Completions { .. } | Cmd::Man => {}
     }
     Ok(error::code::OK)

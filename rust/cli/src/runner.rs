@@ -5,22 +5,62 @@
 //! host and in CI. Either way the process is held by a pidfd and proved to
 //! be the container's before it is signalled (identity.rs).
 
-use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ncp_core::conf::Conf;
-use ncp_core::fsutil::{Contents, Dir};
 use ncp_core::layout::{
-    Roots, LEGACY_CONFIG_DIR, LEGACY_STATE_DIR, MODERN_CONFIG_DIR, MODERN_STATE_DIR, NSPAWN_RECORD,
+    Layout, Roots, LEGACY_CONFIG_DIR, LEGACY_STATE_DIR, MODERN_CONFIG_DIR, MODERN_STATE_DIR,
 };
 use ncp_core::{nspawn, rootfs};
 
-use crate::container::Container;
 use crate::error::{failed, CliError, Result};
-use crate::identity::{Process, Record};
+use crate::identity::Process;
+use crate::records::Records;
+use crate::state::Readiness;
+
+/// One container as the runner needs it: its paths and where its records are.
+pub struct Instance<'a> {
+    pub layout: &'a Layout,
+    pub roots: &'a Roots,
+}
+
+impl Instance<'_> {
+    pub fn name(&self) -> &str {
+        &self.layout.name
+    }
+    pub fn records(&self) -> Records {
+        Records::new(&self.roots.run_dir, &self.layout.name)
+    }
+}
+
+/// What systemd says of a container's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitPhase {
+    Activating,
+    Active,
+    Deactivating,
+    Inactive,
+}
+
+/// What the runner knows of a container, from one look.
+pub struct View {
+    /// Its systemd-nspawn, proved.
+    pub nspawn: Option<Process>,
+    /// Its unit's phase (the systemd runner only).
+    pub phase: Option<UnitPhase>,
+}
+
+/// A start under way: what the caller waits on.
+pub struct Spawned {
+    /// The systemd-nspawn this tool started (None: systemd started it).
+    pub nspawn: Option<Process>,
+    /// Readable once the monitor heard READY=1 (direct runner).
+    pub ready: Option<OwnedFd>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunnerChoice {
@@ -167,40 +207,65 @@ impl Runner {
     }
 
     /// The unit systemd runs container `name` in.
-    pub fn unit(&self, c: &Container) -> String {
+    pub fn unit(&self, c: &Instance) -> String {
         match self {
             Runner::Systemd { template: false } => format!("nix-container-{}.service", c.name()),
             _ => c.layout.unit.clone(),
         }
     }
 
-    /// The systemd-nspawn of a running container, proved to be it: named by
-    /// systemd, or the very process this tool recorded when it started it;
-    /// root-owned, and running machine `NAME`.
-    pub fn nspawn(&self, c: &Container) -> Option<Process> {
-        let p = match self {
+    /// One look at a container: its systemd-nspawn, proved to be it (named
+    /// by systemd, or the very process this tool recorded when it started
+    /// it; root-owned, and running machine `NAME`), and its unit's phase.
+    pub fn view(&self, c: &Instance) -> View {
+        let (p, phase) = match self {
             Runner::Systemd { .. } => {
-                let o = systemctl(&["show", "-p", "MainPID", "--value", &self.unit(c)]).ok()?;
-                let pid: i32 = String::from_utf8_lossy(&o.stdout).trim().parse().ok()?;
-                Process::trusted(pid)?
+                let Ok(o) = systemctl(&["show", "-p", "MainPID", "-p", "ActiveState", &self.unit(c)])
+                else {
+                    return View { nspawn: None, phase: None };
+                };
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                let prop = |k: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let phase = match prop("ActiveState").as_str() {
+                    "activating" => UnitPhase::Activating,
+                    "active" | "reloading" => UnitPhase::Active,
+                    "deactivating" => UnitPhase::Deactivating,
+                    _ => UnitPhase::Inactive,
+                };
+                let pid: i32 = prop("MainPID").parse().unwrap_or(0);
+                (Process::trusted(pid), Some(phase))
             }
-            Runner::Direct => Process::from_record(&read_record(c)?)?,
+            Runner::Direct => (
+                c.records().nspawn().and_then(|r| Process::from_record(&r)),
+                None,
+            ),
         };
-        let argv = p.cmdline();
-        let is_nspawn = argv.first().is_some_and(|a| a.ends_with(nspawn::PROGRAM))
-            && argv.windows(2).any(|w| w[0] == "-M" && w[1] == c.name());
-        is_nspawn.then_some(p)
+        let nspawn = p.filter(|p| {
+            let argv = p.cmdline();
+            argv.first().is_some_and(|a| a.ends_with(nspawn::PROGRAM))
+                && argv.windows(2).any(|w| w[0] == "-M" && w[1] == c.name())
+        });
+        View { nspawn, phase }
     }
 
     /// Starts systemd-nspawn for `c` (the caller saved the conf it starts
-    /// with); returns the process when it is ours.
-    pub fn spawn(&self, c: &Container, conf: &Conf) -> Result<Option<Process>> {
+    /// with). With systemd, returns once the unit's start job is done
+    /// (Type=notify: at READY=1).
+    pub fn spawn(&self, c: &Instance, conf: &Conf, readiness: Readiness, timeout: Duration) -> Result<Spawned> {
+        let by_systemd = Spawned { nspawn: None, ready: None };
         match self {
             Runner::Systemd { template: true } => {
-                systemctl_ok("start", &self.unit(c)).map(|()| None)
+                systemctl_ok("start", &self.unit(c)).map(|()| by_systemd)
             }
-            Runner::Systemd { template: false } => spawn_transient(c, &self.unit(c)).map(|()| None),
-            Runner::Direct => spawn_direct(c, conf).map(Some),
+            Runner::Systemd { template: false } => {
+                spawn_transient(c, &self.unit(c), readiness, timeout).map(|()| by_systemd)
+            }
+            Runner::Direct => spawn_direct(c, conf),
         }
     }
 
@@ -212,7 +277,7 @@ impl Runner {
 
     /// Halts the container: SIGRTMIN+3 to its init (systemd-nspawn turns
     /// systemd's SIGTERM into it), at most `grace`, then SIGKILL.
-    pub fn stop(&self, c: &Container, nspawn: &Process, grace: Duration) -> Result<Stopped> {
+    pub fn stop(&self, c: &Instance, nspawn: &Process, grace: Duration) -> Result<Stopped> {
         match self {
             Runner::Systemd { .. } => stop_unit(c, &self.unit(c), nspawn, grace),
             Runner::Direct => stop_direct(c, nspawn, grace),
@@ -221,7 +286,7 @@ impl Runner {
 
     /// Kills the container at once: SIGKILL to its init (the kernel then
     /// kills everything in its PID namespace) and to systemd-nspawn.
-    pub fn terminate(&self, c: &Container, nspawn: &Process) -> Result<()> {
+    pub fn terminate(&self, c: &Instance, nspawn: &Process) -> Result<()> {
         match self {
             Runner::Systemd { .. } => {
                 let o = systemctl(&["kill", "--signal=SIGKILL", &self.unit(c)])?;
@@ -247,10 +312,9 @@ impl Runner {
     }
 }
 
-/// The flags that give the CLI in a unit the roots this one uses (a unit's
-/// environment has none of ours).
-fn root_flags(c: &Container) -> Vec<String> {
-    let r = &c.ctx.roots;
+/// The flags that give this program, run again (in a unit, as the
+/// monitor), the roots this one uses (its environment has none of ours).
+pub fn root_flags(r: &Roots) -> Vec<String> {
     r.by_setting()
         .into_iter()
         .chain([
@@ -261,8 +325,10 @@ fn root_flags(c: &Container) -> Vec<String> {
         .collect()
 }
 
-/// A transient unit of its own, as NixOS's container@.service is set up.
-fn spawn_transient(c: &Container, unit: &str) -> Result<()> {
+/// A transient unit of its own, as NixOS's container@.service is set up:
+/// Type=notify for a system that notifies, else Type=exec (an init that
+/// never says READY=1 would time out).
+fn spawn_transient(c: &Instance, unit: &str, readiness: Readiness, timeout: Duration) -> Result<()> {
     let cli =
         std::env::current_exe().map_err(|e| failed(format!("cannot find this program: {e}")))?;
     let mut cmd = Command::new("systemd-run");
@@ -271,7 +337,11 @@ fn spawn_transient(c: &Container, unit: &str) -> Result<()> {
             "--description=Container '{}' (nix-container-plugin)",
             c.name()
         ))
-        .args(["--service-type=notify", "--collect", "--quiet"])
+        .arg(match readiness {
+            Readiness::Notify => "--service-type=notify",
+            Readiness::Init => "--service-type=exec",
+        })
+        .args(["--collect", "--quiet"])
         .args([
             "--property=NotifyAccess=all",
             "--property=KillMode=mixed",
@@ -282,11 +352,11 @@ fn spawn_transient(c: &Container, unit: &str) -> Result<()> {
         ])
         .arg(format!(
             "--property=TimeoutStartSec={}",
-            c.ctx.timeout.as_secs().max(1)
+            timeout.as_secs().max(1)
         ))
         .arg("--")
         .arg(cli)
-        .args(root_flags(c))
+        .args(root_flags(c.roots))
         .args(["--runner", "systemd", "exec-nspawn", c.name()])
         .stdin(Stdio::null());
     let o = cmd.output().map_err(|source| CliError::Spawn {
@@ -303,7 +373,7 @@ fn spawn_transient(c: &Container, unit: &str) -> Result<()> {
 }
 
 /// `systemctl stop`, but bounded: after `grace`, SIGKILL to the unit.
-fn stop_unit(c: &Container, unit: &str, nspawn: &Process, grace: Duration) -> Result<Stopped> {
+fn stop_unit(c: &Instance, unit: &str, nspawn: &Process, grace: Duration) -> Result<Stopped> {
     let start = Instant::now();
     let o = systemctl(&["stop", "--no-block", unit])?;
     if !o.status.success() {
@@ -334,16 +404,7 @@ fn stop_unit(c: &Container, unit: &str, nspawn: &Process, grace: Duration) -> Re
     })
 }
 
-/// The record of the systemd-nspawn this tool started for `c`, if any.
-fn read_record(c: &Container) -> Option<Record> {
-    let dir = Dir::open_existing_root(&c.layout.run_dir).ok()??;
-    match dir.read_bounded(NSPAWN_RECORD, 4096).ok()? {
-        Contents::Data(b) => serde_json::from_slice(&b).ok(),
-        _ => None,
-    }
-}
-
-fn stop_direct(c: &Container, nspawn: &Process, grace: Duration) -> Result<Stopped> {
+fn stop_direct(c: &Instance, nspawn: &Process, grace: Duration) -> Result<Stopped> {
     let start = Instant::now();
     // Asked again every 250 ms: an init that has not yet installed its
     // handler ignores the signal (it is PID 1 of its namespace). Every
@@ -390,11 +451,14 @@ fn stop_direct(c: &Container, nspawn: &Process, grace: Duration) -> Result<Stopp
 }
 
 /// What container@.service's start script does before systemd-nspawn: the
-/// root prepared as it prepares it, and Nix's daemon socket directory (the
-/// argv binds it, as NixOS does; a host without nix-daemon may lack it).
-pub fn prepare(c: &Container, conf: &Conf) -> Result<()> {
-    let roots = &c.ctx.roots;
-    rootfs::prepare(roots, &c.layout, conf.value("COPY_RESOLV_CONF") == "1")?;
+/// root prepared as it prepares it, the per-container profile and GC-root
+/// directories (a container made by nixos-container has only its profile),
+/// and Nix's daemon socket directory (the argv binds it, as NixOS does; a
+/// host without nix-daemon may lack it).
+pub fn prepare(c: &Instance, conf: &Conf) -> Result<()> {
+    let roots = c.roots;
+    rootfs::prepare(roots, c.layout, conf.value("COPY_RESOLV_CONF") == "1")?;
+    rootfs::prepare_nix_dirs(roots, c.layout)?;
     let sock = roots.nix_state_dir.join("daemon-socket");
     std::fs::create_dir_all(&sock)
         .map_err(|e| failed(format!("cannot create '{}': {e}", sock.display())))
@@ -402,11 +466,11 @@ pub fn prepare(c: &Container, conf: &Conf) -> Result<()> {
 
 /// In a unit (ExecStart): prepares the root and becomes systemd-nspawn with
 /// the argv the conf renders to. Only returns on error.
-pub fn exec_nspawn(c: &Container, conf: &Conf) -> CliError {
+pub fn exec_nspawn(c: &Instance, conf: &Conf) -> CliError {
     if let Err(e) = prepare(c, conf) {
         return e;
     }
-    let argv = nspawn::argv(conf, &c.ctx.roots, &c.layout);
+    let argv = nspawn::argv(conf, c.roots, c.layout);
     let e = Command::new(&argv[0])
         .args(&argv[1..])
         .envs(nspawn::ENV.iter().copied())
@@ -417,29 +481,26 @@ pub fn exec_nspawn(c: &Container, conf: &Conf) -> CliError {
     }
 }
 
-/// systemd-nspawn with the argv the conf renders to, detached from us.
-fn spawn_direct(c: &Container, conf: &Conf) -> Result<Process> {
+/// systemd-nspawn with the argv the conf renders to, detached from us, its
+/// console kept and its READY=1 heard by the monitor (monitor.rs).
+fn spawn_direct(c: &Instance, conf: &Conf) -> Result<Spawned> {
     prepare(c, conf)?;
-    let roots = &c.ctx.roots;
-    let run = c.run_dir()?;
-    let log_path = run.child_path(ncp_core::layout::CONSOLE_LOG);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| failed(format!("cannot open '{}': {e}", log_path.display())))?;
-    let err = log
+    let records = c.records();
+    let monitor = crate::monitor::start(&records, &root_flags(c.roots), c.name())?;
+    let argv = nspawn::argv(conf, c.roots, c.layout);
+    let out = monitor
+        .console
         .try_clone()
-        .map_err(|e| failed(format!("cannot open '{}': {e}", log_path.display())))?;
-    let argv = nspawn::argv(conf, roots, &c.layout);
+        .map_err(|e| failed(format!("dup: {e}")))?;
     // No machined without systemd as PID 1: do not register.
     let child = Command::new(&argv[0])
         .arg("--register=no")
         .args(&argv[1..])
         .envs(nspawn::ENV.iter().copied())
+        .env("NOTIFY_SOCKET", records.notify_socket())
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
+        .stdout(out)
+        .stderr(monitor.console)
         .process_group(0)
         .spawn()
         .map_err(|source| CliError::Spawn {
@@ -449,10 +510,12 @@ fn spawn_direct(c: &Container, conf: &Conf) -> Result<Process> {
     let p = Process::child(child.id() as i32).ok_or_else(|| {
         failed(format!(
             "systemd-nspawn exited at once; see {}",
-            log_path.display()
+            records.console_log().display()
         ))
     })?;
-    let record = serde_json::to_vec(&p.record()).map_err(|e| failed(e.to_string()))?;
-    run.replace_file(NSPAWN_RECORD, &record, 0o600)?;
-    Ok(p)
+    records.save_nspawn(&p.record())?;
+    Ok(Spawned {
+        nspawn: Some(p),
+        ready: Some(monitor.ready),
+    })
 }

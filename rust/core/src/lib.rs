@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod conf;
+pub mod conf_file;
 pub mod decide;
 pub mod error;
 pub mod fsutil;

@@ -12,6 +12,7 @@ use crate::container::{Container, Ctx};
 use crate::error::{failed, Result};
 use crate::output::{print_json, set_json};
 use crate::say;
+use crate::state::Probe;
 
 #[derive(Serialize)]
 struct Applied {
@@ -30,8 +31,8 @@ pub fn said(d: &Decision) -> String {
 
 fn facts_decision(c: &Container, declared: Option<bool>) -> Result<Decision> {
     // A container something else started counts as running (and, with no
-    // record of its start, is left alone).
-    let running = c.leader().is_some() || c.foreign().is_some();
+    // record of its start, is left alone); so does one starting or stopping.
+    let running = Probe::of(c).state.occupied();
 
     let conf = c.conf()?.map(|(_, c)| c);
     let started = if running { c.started_conf()? } else { None };
@@ -61,7 +62,7 @@ fn apply_declared(c: &Container, declared: Option<bool>, dry_run: bool) -> Resul
             Action::Restart => lifecycle::restart(c)?,
             Action::Stop => lifecycle::stop(c)?,
             Action::Retire => {
-                if c.started_conf()?.is_some() && c.nspawn().is_some() {
+                if c.started_conf()?.is_some() && Probe::of(c).nspawn.is_some() {
                     lifecycle::stop(c)?;
                 }
                 if let Some(d) = Dir::open_existing_root(&c.ctx.roots.config_dir)? {

@@ -592,7 +592,7 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
     }
     // As nixos-container: a running container gets the new system (and
     // here, a restart when its conf changed, if this tool started it).
-    if c.leader().is_some() {
+    if crate::state::Probe::of(&c).state.up() {
         let d = apply_one(&c, false)?;
         say!("{n}: {}", said(&d));
     }

@@ -14,6 +14,7 @@ use crate::commands::lifecycle;
 use crate::container::Container;
 use crate::error::{failed, Result};
 use crate::say;
+use crate::state::Probe;
 
 /// The directories of `c`, each as (its root, its name there).
 fn trees<'a>(c: &'a Container) -> [(&'a Path, &'a str); 4] {
@@ -38,7 +39,7 @@ pub fn destroy(c: &Container) -> Result<()> {
         )));
     }
     lifecycle::stop(c)?;
-    if c.nspawn().is_some() {
+    if Probe::of(c).state.occupied() {
         return Err(failed(format!(
             "container '{}' is still running; not destroying it",
             c.name()
@@ -95,10 +96,10 @@ pub fn destroy(c: &Container) -> Result<()> {
 /// the start script would; its conf file and generations stay (nixpkgs
 /// #26029). Stops it first if it runs.
 pub fn reset(c: &Container) -> Result<()> {
-    if c.nspawn().is_some() {
+    if Probe::of(c).nspawn.is_some() {
         lifecycle::stop(c)?;
     }
-    if c.nspawn().is_some() || c.foreign().is_some() {
+    if Probe::of(c).state.occupied() {
         return Err(failed(format!(
             "container '{}' is still running; not resetting it",
             c.name()
@@ -118,7 +119,7 @@ pub fn reset(c: &Container) -> Result<()> {
         &c.layout,
         conf.value("COPY_RESOLV_CONF") == "1",
     )?;
-    c.clear_run_records()?;
+    c.records().clear()?;
     say!(
         "{}: reset (root wiped and prepared afresh; conf and generations kept)",
         c.name()

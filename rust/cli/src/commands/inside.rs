@@ -1,42 +1,36 @@
 //! Running things inside a running container (enter.rs does the entering).
 
 use crate::container::Container;
-use crate::enter::{any_terminal, Command, Target};
+use crate::enter::{any_terminal, environment, Command, Target};
+use crate::identity::Process;
+use crate::state::{Probe, State};
 use crate::error::{failed, CliError, Result};
 use crate::say;
 
-/// The environment of a program run inside: NixOS's system path first (the
-/// profile's store path, read-only inside), then the container's own.
-pub fn environment(system: Option<&str>) -> Vec<(String, String)> {
-    let mut path = Vec::new();
-    if let Some(s) = system {
-        path.push(format!("{s}/sw/bin"));
+/// The init of a running container (one probe), or why there is none.
+pub fn require_leader(c: &Container) -> Result<Process> {
+    let probe = Probe::of(c);
+    if let Some(l) = probe.leader {
+        return Ok(l);
     }
-    path.extend(
-        [
-            "/run/current-system/sw/bin",
-            "/run/wrappers/bin",
-            "/nix/var/nix/profiles/default/bin",
-            "/usr/bin",
-            "/bin",
-        ]
-        .map(String::from),
-    );
-    let mut env = vec![
-        ("PATH".to_owned(), path.join(":")),
-        ("HOME".to_owned(), "/root".to_owned()),
-        ("USER".to_owned(), "root".to_owned()),
-        ("LOGNAME".to_owned(), "root".to_owned()),
-        ("container".to_owned(), "systemd-nspawn".to_owned()),
-    ];
-    if let Ok(t) = std::env::var("TERM") {
-        env.push(("TERM".to_owned(), t));
+    match probe.state {
+        State::Foreign => Err(failed(format!(
+            "container '{}' runs, but not started by nix-container (systemd-nspawn {}): \
+             it cannot be proved to be this container, so nothing is run in it; \
+             use the tool that started it",
+            c.name(),
+            probe.foreign.unwrap_or(0)
+        ))),
+        State::Starting => Err(failed(format!(
+            "container '{}' is starting and its init does not run yet; try again",
+            c.name()
+        ))),
+        _ => Err(CliError::NotRunning(c.name().into())),
     }
-    env
 }
 
 pub fn target(c: &Container) -> Result<Target> {
-    Target::of(c.name(), c.require_leader()?)
+    Target::of(c.name(), require_leader(c)?)
 }
 
 /// `run NAME -- CMD…`: exits with CMD's exit code.

@@ -5,7 +5,7 @@ mod apply;
 mod create;
 mod destroy;
 mod info;
-mod inside;
+pub mod inside;
 mod lifecycle;
 mod profile;
 

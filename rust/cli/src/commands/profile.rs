@@ -46,9 +46,10 @@ pub fn rollback(c: &Container, to: Option<u64>, json: bool) -> Result<()> {
             from.map(|f| f.to_string()).unwrap_or_else(|| "-".into())
         );
     }
-    let applied = match c.leader() {
-        Some(_) => Some(apply_one(c, false)?),
-        None => None,
+    let applied = if crate::state::Probe::of(c).state.up() {
+        Some(apply_one(c, false)?)
+    } else {
+        None
     };
     if json {
         return print_json(&serde_json::json!({
