@@ -31,6 +31,8 @@ NCP_SKIP_LOG=$(mktemp)
 plugin_28= plugin_235=
 if want 2.8 || want 2.35; then
   eval "$(scripts/setup.sh)"
+  # Debian 12's systemd for the test system whose PID 1 is systemd (cached).
+  scripts/systemd-system.sh root >/dev/null
   plugin_28=$NCP_PLUGIN pc_28=$PKG_CONFIG_PATH
   took "set-up and the plugin for Nix 2.8"
 fi
@@ -71,6 +73,8 @@ tests_28() {
   # The real nixpkgs lib: its newest snapshot needs Nix >= 2.18.
   NCP_NIXPKGS_LIB=$(scripts/nixpkgs-lib.sh for-nix 2.8.0); export NCP_NIXPKGS_LIB
   mkdir -p /nix/var/nix/daemon-socket
+  # The systemd test system's base, in this store.
+  NCP_SYSTEMD_BASE=$(scripts/systemd-system.sh add); export NCP_SYSTEMD_BASE
   say "Nix $(nix --version | awk '{print $3}'): unit and integration tests"
   cargo test --workspace --locked --no-fail-fast
 }
@@ -96,6 +100,7 @@ tests_235() {
   # The database made once, before tests start Nix processes in parallel
   # (creating it concurrently is "database is busy").
   nix-store --init
+  NCP_SYSTEMD_BASE=$(scripts/systemd-system.sh add); export NCP_SYSTEMD_BASE
   say "Nix $(nix --version | awk '{print $3}') (store $NIX_STORE_DIR): integration tests"
   cargo test --locked -p ncp-integration-tests --no-fail-fast
 }

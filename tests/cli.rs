@@ -328,3 +328,81 @@ fn a_private_network_gets_its_addresses_on_both_sides() {
         "ve-{name} is removed with the container"
     );
 }
+
+#[test]
+fn status_and_start_agree_while_systemd_nspawn_has_no_init_yet() {
+    // One state model: a systemd-nspawn this tool started (its record)
+    // that has no init below it yet is "starting" for every command.
+    // Before it, `status` said "down" while `start` said "already running".
+    let env = Env::new();
+    let name = "agree";
+    env.eval_json(&Env::profile_expr(name, "agree", ""));
+    // A root-owned process that looks like that nspawn: argv[0]
+    // systemd-nspawn, -M NAME, no child in a PID namespace of its own.
+    let mut fake = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec -a systemd-nspawn bash -c 'sleep 60; :' -M {name}"
+        ))
+        .spawn()
+        .expect("start the stand-in");
+    let pid = fake.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .starts_with(b"systemd-nspawn\0")
+    {
+        assert!(Instant::now() < deadline, "the stand-in never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let start_time: u64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let run = env.run_dir().join(name);
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("nspawn.json"),
+        format!(
+            "{{\"pid\":{pid},\"startTime\":{start_time},\"bootId\":\"{}\"}}",
+            boot.trim()
+        ),
+    )
+    .unwrap();
+
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "starting");
+    let s = env.cli_json(&["status", "--json", name]);
+    assert_eq!(s["state"], "starting", "{s}");
+    assert_eq!(s["nspawnPid"], pid, "{s}");
+    assert_eq!(s["leader"], serde_json::Value::Null, "{s}");
+    let listed = env.cli_json(&["list", "--json"]);
+    assert_eq!(listed[0]["state"], "starting", "{listed}");
+    // run needs an init: it says the container is starting.
+    let e = env.cli_fails(1, &["run", name, "--", "true"]);
+    assert!(e.contains("is starting"), "{e}");
+
+    // start joins that start: it waits for readiness, which never comes,
+    // then says so and leaves nothing running.
+    let out = env.cli(&["--timeout", "2", "start", name]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("starting (systemd-nspawn") && said.contains("waiting until it is ready"),
+        "{said}"
+    );
+    assert!(
+        said.contains("did not start: its init did not start within 2s"),
+        "{said}"
+    );
+    let status = fake.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the stand-in was not stopped: {status:?}"
+    );
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
+    assert!(!run.join("nspawn.json").exists());
+}

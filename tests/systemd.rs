@@ -183,7 +183,10 @@ fn the_systemd_runner_container_units_the_apply_unit_and_nixos_start_script() {
         env.run_dir().display(),
     );
     std::fs::write(env.path("nix.conf"), &conf).unwrap();
-    for (name, system) in [("web", &built[0]), ("tr", &built[2])] {
+    // A container whose PID 1 is a real systemd: under container@.service
+    // (Type=notify) start returns once it said READY=1.
+    let sd_system = nix_build(&systemd_system_expr("vm", &[])).remove(0);
+    for (name, system) in [("web", &built[0]), ("tr", &built[2]), ("sd", &sd_system)] {
         env.eval_json(&format!(
             "builtins.containerProfile {{ name = \"{name}\"; system = \"{system}\"; }}"
         ));
@@ -341,9 +344,11 @@ fn the_systemd_runner_container_units_the_apply_unit_and_nixos_start_script() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}");
     for step in [
         "ok: transient unit",
         "ok: container@.service",
+        "ok: systemd container under container@.service",
         "ok: apply unit",
         "ok: NixOS start scripts run",
     ] {

@@ -611,3 +611,123 @@ pub fn skipped(test: &str, why: &str) {
         }
     }
 }
+
+/// Runs the CLI with ARGS on a terminal of its own (util-linux script) and
+/// converses: for each (PROMPT, INPUT), waits until the terminal shows
+/// PROMPT, then types INPUT (typed ahead, a login program would flush it).
+/// What the terminal showed.
+pub fn on_terminal(env: &Env, args: &[&str], steps: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    // The CLI's command line as env.cli_cmd has it, for script's shell.
+    let c = env.cli_cmd(args);
+    let argv: Vec<String> = std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = Command::new("script")
+        .args(["-qec", &argv.join(" "), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run script (util-linux)");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text =
+        |seen: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut from = 0;
+    for (prompt, input) in steps {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let t = text(&seen);
+            if let Some(at) = t.get(from..).and_then(|rest| rest.find(prompt)) {
+                from += at + prompt.len();
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {prompt:?} on the terminal:\n{t}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    // The session ends by itself; script would end it at EOF.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(stdin);
+    let _ = child.wait();
+    let _ = reader.join();
+    text(&seen)
+}
+
+/// Debian 12's systemd as one path in the store under test
+/// (scripts/systemd-system.sh add: its cached root, added once per store):
+/// `$NCP_SYSTEMD_BASE`, which scripts/test.sh sets, or added here.
+pub fn systemd_base() -> String {
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        if let Ok(b) = std::env::var("NCP_SYSTEMD_BASE") {
+            return b;
+        }
+        let out = Command::new(repo().join("scripts/systemd-system.sh"))
+            .arg("add")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/systemd-system.sh");
+        assert!(out.status.success(), "scripts/systemd-system.sh add failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("a store path")
+            .to_owned()
+    })
+    .clone()
+}
+
+/// `s` as a Nix string literal.
+pub fn nix_string(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '$' => o.push_str("\\$"),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// Nix expression of the test system whose PID 1 is a real systemd
+/// (tests/fixtures/systemd-system.nix) with `label` and extra `units`
+/// (name, unit text), each wanted by multi-user.target.
+pub fn systemd_system_expr(label: &str, units: &[(&str, &str)]) -> String {
+    let units: String = units
+        .iter()
+        .map(|(n, t)| format!("{} = {}; ", nix_string(n), nix_string(t)))
+        .collect();
+    format!(
+        "(import {}/tests/fixtures/systemd-system.nix {{ base = \"{}\"; label = \"{label}\"; units = {{ {units}}}; }})",
+        repo().display(),
+        systemd_base()
+    )
+}

@@ -64,6 +64,21 @@ machine web && fail "machinectl still lists web"
 wait_mark web state halted
 ok "container@.service: start, run, reload without reboot (apply and systemctl reload), machinectl list, stop"
 
+# 2b. A container whose PID 1 is a real systemd, under container@.service:
+#     Type=notify, so start returns at its READY=1.
+cli start sd >/dev/null || fail "start sd: $(journalctl -u container@sd.service --no-pager | tail -20)"
+[ "$(cli run sd -- systemctl is-system-running)" = running ] ||
+  fail "sd: systemd inside is '$(cli run sd -- systemctl is-system-running)' right after start returned"
+machine sd || fail "machinectl list lacks sd"
+[ "$(cli status sd)" = up ] || fail "status sd: $(cli status sd)"
+cli logs -n 200 sd | grep -q "Startup finished" || fail "logs sd shows no journal of its systemd"
+t0=$(date +%s%N)
+cli stop sd | grep -q "halted in" || fail "stop sd"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait_mark sd state halted
+machine sd && fail "machinectl still lists sd"
+ok "systemd container under container@.service: ready when start returns, machinectl list, its journal, clean stop in ${ms} ms"
+
 # 3. The module's apply unit, as a real unit: its containers run in units
 #    of their own and outlive its restarts.
 cp "$APPLY_UNIT" /run/systemd/system/nix-container-apply.service

@@ -114,9 +114,7 @@ impl Target {
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed(format!("pipe: {e}")))?;
         let reader = std::thread::spawn(move || {
             let mut out = Vec::new();
-            let _ = std::fs::File::from(r)
-                .take(64 * 1024)
-                .read_to_end(&mut out);
+            let _ = std::fs::File::from(r).take(64 * 1024).read_to_end(&mut out);
             out
         });
         let code = self.run_to(cmd, Some(w));

@@ -89,8 +89,12 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         runner: Runner::detect(r.runner, &roots),
         legacy_layout: legacy,
         roots,
-        start_timeout: r.timeout.map_or(container::START_TIMEOUT, Duration::from_secs),
-        stop_timeout: r.timeout.map_or(container::STOP_TIMEOUT, Duration::from_secs),
+        start_timeout: r
+            .timeout
+            .map_or(container::START_TIMEOUT, Duration::from_secs),
+        stop_timeout: r
+            .timeout
+            .map_or(container::STOP_TIMEOUT, Duration::from_secs),
         lock_timeout: Duration::from_secs(lock_timeout),
     })
 }

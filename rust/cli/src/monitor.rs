@@ -252,7 +252,12 @@ mod tests {
         }
         let new = std::fs::read(t.path().join(CONSOLE_LOG)).unwrap();
         let old = std::fs::read(t.path().join(CONSOLE_LOG_OLD)).unwrap();
-        assert!(new.len() <= 100 && old.len() == 100, "{} {}", new.len(), old.len());
+        assert!(
+            new.len() <= 100 && old.len() == 100,
+            "{} {}",
+            new.len(),
+            old.len()
+        );
         // 350 bytes written: the newest 150 are kept, in order.
         let mut all = old.clone();
         all.extend(&new);

@@ -220,9 +220,13 @@ impl Runner {
     pub fn view(&self, c: &Instance) -> View {
         let (p, phase) = match self {
             Runner::Systemd { .. } => {
-                let Ok(o) = systemctl(&["show", "-p", "MainPID", "-p", "ActiveState", &self.unit(c)])
+                let Ok(o) =
+                    systemctl(&["show", "-p", "MainPID", "-p", "ActiveState", &self.unit(c)])
                 else {
-                    return View { nspawn: None, phase: None };
+                    return View {
+                        nspawn: None,
+                        phase: None,
+                    };
                 };
                 let text = String::from_utf8_lossy(&o.stdout).into_owned();
                 let prop = |k: &str| {
@@ -256,8 +260,17 @@ impl Runner {
     /// Starts systemd-nspawn for `c` (the caller saved the conf it starts
     /// with). With systemd, returns once the unit's start job is done
     /// (Type=notify: at READY=1).
-    pub fn spawn(&self, c: &Instance, conf: &Conf, readiness: Readiness, timeout: Duration) -> Result<Spawned> {
-        let by_systemd = Spawned { nspawn: None, ready: None };
+    pub fn spawn(
+        &self,
+        c: &Instance,
+        conf: &Conf,
+        readiness: Readiness,
+        timeout: Duration,
+    ) -> Result<Spawned> {
+        let by_systemd = Spawned {
+            nspawn: None,
+            ready: None,
+        };
         match self {
             Runner::Systemd { template: true } => {
                 systemctl_ok("start", &self.unit(c)).map(|()| by_systemd)
@@ -328,7 +341,12 @@ pub fn root_flags(r: &Roots) -> Vec<String> {
 /// A transient unit of its own, as NixOS's container@.service is set up:
 /// Type=notify for a system that notifies, else Type=exec (an init that
 /// never says READY=1 would time out).
-fn spawn_transient(c: &Instance, unit: &str, readiness: Readiness, timeout: Duration) -> Result<()> {
+fn spawn_transient(
+    c: &Instance,
+    unit: &str,
+    readiness: Readiness,
+    timeout: Duration,
+) -> Result<()> {
     let cli =
         std::env::current_exe().map_err(|e| failed(format!("cannot find this program: {e}")))?;
     let mut cmd = Command::new("systemd-run");

@@ -54,10 +54,16 @@ mod tests {
         assert_eq!(conf.value("PRIVATE_NETWORK"), "1");
         std::os::unix::fs::symlink(d.join("a.conf"), d.join("l.conf")).unwrap();
         assert!(read(d, "l.conf").is_err());
-        nix::unistd::mkfifo(&d.join("f.conf"), nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .unwrap();
+        nix::unistd::mkfifo(
+            &d.join("f.conf"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
         assert!(read(d, "f.conf").is_err());
         std::fs::write(d.join("big.conf"), vec![b'#'; MAX_CONF + 1]).unwrap();
-        assert!(read(d, "big.conf").unwrap_err().to_string().contains("larger"));
+        assert!(read(d, "big.conf")
+            .unwrap_err()
+            .to_string()
+            .contains("larger"));
     }
 }

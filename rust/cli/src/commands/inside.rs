@@ -2,10 +2,10 @@
 
 use crate::container::Container;
 use crate::enter::{any_terminal, environment, Command, Target};
-use crate::identity::Process;
-use crate::state::{Probe, State};
 use crate::error::{failed, CliError, Result};
+use crate::identity::Process;
 use crate::say;
+use crate::state::{Probe, State};
 
 /// The init of a running container (one probe), or why there is none.
 pub fn require_leader(c: &Container) -> Result<Process> {

@@ -201,7 +201,7 @@ pub fn status(ctx: &Ctx, name: &str, long: bool, json: bool) -> Result<()> {
                 "  ready when:     {}",
                 match r {
                     Readiness::Notify => "its systemd says READY=1",
-                    Readiness::Init => "its init runs (it does not notify)",
+                    Readiness::Init => "its init has run for 0.2 s (it does not notify)",
                 }
             );
         }
@@ -241,8 +241,14 @@ pub fn start(c: &Container) -> Result<()> {
         }
         State::Starting => {
             // Another start is under way: wait for the same readiness.
-            let nspawn = probe.nspawn.ok_or_else(|| failed("lost its systemd-nspawn"))?;
-            say!("{}: starting (systemd-nspawn {}); waiting until it is ready", c.name(), nspawn.pid);
+            let nspawn = probe
+                .nspawn
+                .ok_or_else(|| failed("lost its systemd-nspawn"))?;
+            say!(
+                "{}: starting (systemd-nspawn {}); waiting until it is ready",
+                c.name(),
+                nspawn.pid
+            );
             let system = c.active_system().or_else(|| c.profile_system());
             let readiness = system.as_deref().map_or(Readiness::Init, Readiness::of);
             let log_from = LogMark::now(c);
@@ -303,7 +309,7 @@ pub fn start(c: &Container) -> Result<()> {
             return Err(give_up(c, nspawn.as_ref(), &e.to_string(), &log_from));
         }
     };
-    let nspawn = match spawned.nspawn.or_else(|| Probe::of(c).nspawn) {
+    let nspawn = match spawned.nspawn.or_else(|| unit_nspawn(c)) {
         Some(n) => n,
         None => {
             return Err(give_up(c, None, "systemd-nspawn is not running", &log_from));
@@ -317,6 +323,19 @@ pub fn start(c: &Container) -> Result<()> {
         }
         Err(why) => Err(give_up(c, Some(&nspawn), &why, &log_from)),
     }
+}
+
+/// The systemd-nspawn of a unit systemd has just started: a Type=exec
+/// unit's main process is this program until it execs systemd-nspawn.
+fn unit_nspawn(c: &Container) -> Option<Process> {
+    let mut found = None;
+    wait_until(c.ctx.start_timeout, || {
+        let v = c.ctx.runner.view(&c.instance());
+        let gone = v.phase == Some(crate::runner::UnitPhase::Inactive);
+        found = v.nspawn;
+        found.is_some() || gone
+    });
+    found
 }
 
 /// Where the console log was when a start began (its file and length).
@@ -367,10 +386,9 @@ fn give_up(c: &Container, nspawn: Option<&Process>, why: &str, log: &LogMark) ->
     let console = if console.trim().is_empty() {
         match c.ctx.runner {
             Runner::Direct => "(nothing)".to_owned(),
-            Runner::Systemd { .. } => format!(
-                "see `journalctl -u {}`",
-                c.ctx.runner.unit(&c.instance())
-            ),
+            Runner::Systemd { .. } => {
+                format!("see `journalctl -u {}`", c.ctx.runner.unit(&c.instance()))
+            }
         }
     } else {
         console
@@ -381,6 +399,10 @@ fn give_up(c: &Container, nspawn: Option<&Process>, why: &str, log: &LogMark) ->
         c.records().console_log().display(),
     ))
 }
+
+/// How long an init that does not notify must have run to count as ready:
+/// one that fails at once fails the start instead.
+pub const INIT_SETTLE: Duration = Duration::from_millis(200);
 
 /// Waits until the container is ready, bounded by the start timeout:
 /// returns its init, or why not. `ready` is the monitor's pipe (readable
@@ -400,6 +422,7 @@ fn wait_ready(
     let records = c.records();
     let mut ready = ready.map(std::fs::File::from);
     let mut leader: Option<Process> = None;
+    let mut leader_since = Instant::now();
     let by_systemd = matches!(c.ctx.runner, Runner::Systemd { .. });
     loop {
         if !nspawn.alive() {
@@ -407,6 +430,7 @@ fn wait_ready(
         }
         if leader.is_none() {
             leader = nspawn.leader();
+            leader_since = Instant::now();
             if let (Some(l), Some(conf)) = (&leader, network) {
                 network::configure(c, conf, l).map_err(|e| e.to_string())?;
             }
@@ -415,7 +439,8 @@ fn wait_ready(
             let is_ready = match readiness {
                 // systemd's start job (Type=notify) has returned.
                 _ if by_systemd => Probe::of(c).state.up(),
-                Readiness::Init => true,
+                // It never notifies: it runs, and has not failed at once.
+                Readiness::Init => leader_since.elapsed() >= INIT_SETTLE && l.alive(),
                 Readiness::Notify => records.ready(),
             };
             if is_ready {
@@ -437,7 +462,7 @@ fn wait_ready(
         }
         // Until the init runs, look often (that is when the network is set
         // up); then sleep on the monitor's pipe, which wakes us at READY=1.
-        let slice = if leader.is_none() {
+        let slice = if leader.is_none() || readiness == Readiness::Init {
             Duration::from_millis(2)
         } else {
             Duration::from_millis(100)
