@@ -92,10 +92,10 @@ after=$("${nc[@]}" run demo -- systemctl is-active greeter.service)
 echo "  PID 1 (host pid): $pid1 before, $(leader) after; greeter.service: $after"
 [ "$(leader)" = "$pid1" ] || die "the reload rebooted the container"
 [ "$after" = active ] || die "greeter.service is '$after' after the reload"
-say "nix-container rollback demo (generation 1 again, reloaded), then delete-generations +1"
+say "nix-container rollback demo (generation 1 again, reloaded), then delete-generations demo 2"
 "${nc[@]}" rollback demo
 [ "$("${nc[@]}" run demo -- systemctl is-active greeter.service)" = inactive ] || die "greeter.service still runs after the rollback"
-"${nc[@]}" delete-generations demo +1
+"${nc[@]}" delete-generations demo 2
 say "nix-container logs -n 3 demo (its journal)"
 "${nc[@]}" logs -n 3 demo
 say "nix-container stop demo (SIGRTMIN+3 to its systemd: a clean shutdown)"

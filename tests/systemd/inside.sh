@@ -52,7 +52,8 @@ L=$(leader web)
 # Reload without reboot: a new generation, then apply.
 "$NIX_BIN/nix" --extra-experimental-features nix-command eval --impure --raw --expr \
   "(builtins.containerProfile { name = \"web\"; system = \"$SYS_B\"; }).system" >/dev/null || fail "containerProfile"
-cli apply web | grep -q "reload" || fail "apply did not reload"
+out=$(cli apply web 2>&1)
+echo "$out" | grep -q "reload" || fail "apply did not reload: $out; $(cli status --json web)"
 [ "$(mark web switched)" = "web-b test" ] || fail "switch-to-configuration did not run inside: '$(mark web switched)'"
 [ "$(leader web)" = "$L" ] || fail "web rebooted"
 systemctl reload container@web.service || fail "systemctl reload container@web.service"

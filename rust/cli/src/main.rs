@@ -16,6 +16,7 @@ mod monitor;
 mod network;
 mod output;
 mod pty;
+mod readiness;
 mod records;
 mod runner;
 mod state;

@@ -20,7 +20,7 @@ use ncp_core::{nspawn, rootfs};
 use crate::error::{failed, CliError, Result};
 use crate::identity::Process;
 use crate::records::Records;
-use crate::state::Readiness;
+use crate::readiness::Readiness;
 
 /// One container as the runner needs it: its paths and where its records are.
 pub struct Instance<'a> {

@@ -7,8 +7,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid container name {name:?}: {problem}. {rule}", rule = crate::name::RULE)]
-    Name { name: String, problem: String },
+    /// `rule`: the name rule (name.rs owns it).
+    #[error("invalid container name {name:?}: {problem}. {rule}")]
+    Name {
+        name: String,
+        problem: String,
+        rule: &'static str,
+    },
 
     #[error("attribute '{attr}': {msg}")]
     Attr { attr: String, msg: String },

@@ -18,6 +18,7 @@ pub fn validate(name: &str) -> Result<()> {
         Err(Error::Name {
             name: name.to_owned(),
             problem: p.to_owned(),
+            rule: RULE,
         })
     };
     if name.is_empty() {
