@@ -13,6 +13,16 @@ is a real systemd (tests/fixtures/systemd-system.nix): start until ready
           switch-to-configuration; stop is SIGTERM to systemd-nspawn (which
           sends SIGRTMIN+3 to the init), as systemd stops container@.
 
+and, under a real systemd as PID 1 (scripts/systemd-vm.sh, as the tests of
+the systemd runner; NCP_BENCH_VM=0 leaves it out), scripts/bench_runtime_vm.sh:
+
+  ours    nix-container under its container@.service (install-unit);
+  bare    the same systemd-nspawn argv as a Type=notify unit;
+  NixOS   NixOS's real container@ preStart and start script (from
+          ../shared/nixpkgs, evaluated with the real module system; the
+          host's systemd-nspawn; container-init run by a static bash) as a
+          Type=notify unit; reload as its ExecReload does it.
+
 Each is run NCP_BENCH_RUNS times (default 5), alternately; the median and
 the best are printed. Asserts nothing. Run through scripts/bench.sh (it sets
 NCP_PLUGIN, the CLI and the systemd base) or `scripts/bench.sh runtime`.
@@ -116,6 +126,65 @@ def row(name, xs):
     return f"{name:<22} {statistics.median(ms):9.1f} {min(ms):9.1f}"
 
 
+def nix_build(expr):
+    return subprocess.run(["nix-build", "--no-out-link", "-E", expr], env=ENV,
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def nix_eval(expr):
+    return json.loads(subprocess.run(["nix", "eval", "--impure", "--json", "--expr", expr],
+                                     env=ENV, capture_output=True, text=True, check=True).stdout)
+
+
+def vm_part(roots, top, sys1, profile, argv):
+    """Runs scripts/bench_runtime_vm.sh under systemd; returns {(who, what): [s…]}."""
+    shared = os.path.join(os.path.dirname(REPO), "shared", "nixpkgs")
+    stock = next(os.path.join(shared, f) for f in sorted(os.listdir(shared))
+                 if f.startswith("nixos-containers-"))
+    lib = os.environ["NCP_NIXPKGS_LIB"]
+    bash = ("(builtins.path { name = \"bash-static\"; path = /usr/bin; "
+            "filter = p: t: baseNameOf p == \"bash-static\"; })")
+    fx = f"{REPO}/tests/fixtures/nixos"
+    s = (f'(import {fx}/stock-containers.nix {{ lib = import {lib}/lib; module = {stock}; '
+         f'real = true; runtimeShell = "${{{bash}}}/bash-static"; }})')
+    built = nix_build(f"let s = {s}; in [ s.preStart s.start ] ++ s.closure")
+    nixos_path = nix_eval(f"{s}.PATH")
+    r = subprocess.run(
+        ["nix", "--plugin-files", PLUGIN, *roots.options(), "eval", "--impure", "--json",
+         "--expr", f'builtins.containerProfile {{ name = "nixbench"; system = "{sys1}"; }}'],
+        env=ENV, capture_output=True, text=True, check=True)
+    nixbench = json.loads(r.stdout)
+    cli = os.path.join(top, "nix-container")
+    shutil.copy(CLI, cli)
+    with open(os.path.join(top, "argv"), "w") as f:
+        f.write("\n".join(argv) + "\n")
+    d = roots.dirs
+    with open(os.path.join(top, "nix.conf"), "w") as f:
+        f.write(f"container-state-dir = {d['state']}\ncontainer-config-dir = {d['etc']}\n"
+                f"container-profiles-dir = {d['profiles']}\ncontainer-gcroots-dir = {d['gcroots']}\n"
+                f"container-run-dir = {d['run']}\nsubstituters =\nsandbox = false\n")
+    params = os.path.join(top, "params")
+    with open(params, "w") as f:
+        f.write(f"T={top}\nCLI={cli}\nRUNS={RUNS}\nARGV={top}/argv\nPROFILE={profile}\n"
+                f"NIXOS_PRE={built[0]}\nNIXOS_START={built[1]}\nNIXOS_PATH='{nixos_path}'\n"
+                f"NIXOS_CONF={nixbench['configFile']}\nNIXOS_ROOT={nixbench['root']}\n"
+                f"NIXOS_SYS={sys1}\n")
+    out = subprocess.run(
+        [f"{REPO}/scripts/systemd-vm.sh", "run", f"--bind={top}", f"--bind={REPO}",
+         f"--bind={top}/nix.conf:/etc/nix/nix.conf", "--",
+         "/bin/bash", f"{REPO}/scripts/bench_runtime_vm.sh", params],
+        capture_output=True, text=True)
+    if "ok: done" not in out.stdout:
+        print(f"the systemd part failed:\n{out.stdout}\n{out.stderr[-3000:]}")
+        return None
+    t = {}
+    for line in out.stdout.splitlines():
+        w = line.split()
+        if len(w) == 4 and w[0] == "ROW":
+            t.setdefault((w[1], w[2]), []).append(int(w[3]) / 1e6)
+    return t
+
+
 def main():
     os.makedirs(WORK, mode=0o755, exist_ok=True)
     top = tempfile.mkdtemp(prefix="bench-runtime.", dir=WORK)
@@ -166,13 +235,28 @@ def main():
                 holder["p"] = bare_start(argv, sock)
             t["bare restart"].append(timed(bare_restart))
             t["bare stop"].append(timed(lambda: bare_stop(holder["p"])))
-        print(f"one container, PID 1 systemd (Debian 12's), direct runner; {RUNS} runs each, ms")
-        print(f"{'':<22} {'median':>9} {'best':>9}")
+        roots.cli("stop", NAME, check=False)
+        vm = None
+        if os.environ.get("NCP_BENCH_VM", "1") != "0":
+            vm = vm_part(roots, top, sys1, profile, argv)
+        med = lambda xs: statistics.median(xs) * 1000
+        best = lambda xs: min(xs) * 1000
+        print(f"one container, PID 1 systemd (Debian 12's); {RUNS} runs each; "
+              "milliseconds, median (best)")
+        head = f"{'':<8} | {'ours direct':>15} {'bare nspawn':>15} {'ours-bare':>9}"
+        if vm:
+            head += (f" | {'ours systemd':>15} {'bare unit':>15} {'ours-bare':>9}"
+                     f" {'NixOS container@':>17}")
+        print(head)
         for k in ("start", "reload", "stop", "restart"):
-            print(row(f"ours {k}", t[f"ours {k}"]))
-            print(row(f"bare nspawn {k}", t[f"bare {k}"]))
-            d = statistics.median(t[f"ours {k}"]) - statistics.median(t[f"bare {k}"])
-            print(f"{'  ours - bare':<22} {d * 1000:9.1f}")
+            o, b = t[f"ours {k}"], t[f"bare {k}"]
+            line = (f"{k:<8} | {med(o):7.1f} ({best(o):5.1f}) {med(b):7.1f} ({best(b):5.1f})"
+                    f" {med(o) - med(b):9.1f}")
+            if vm:
+                o, b, n = vm[("ours-systemd", k)], vm[("bare-systemd", k)], vm[("nixos", k)]
+                line += (f" | {med(o):7.1f} ({best(o):5.1f}) {med(b):7.1f} ({best(b):5.1f})"
+                         f" {med(o) - med(b):9.1f} {med(n):9.1f} ({best(n):5.1f})")
+            print(line)
     finally:
         roots.cli("stop", NAME, check=False)
         shutil.rmtree(top, ignore_errors=True)

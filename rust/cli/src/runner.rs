@@ -19,8 +19,8 @@ use ncp_core::{nspawn, rootfs};
 
 use crate::error::{failed, CliError, Result};
 use crate::identity::Process;
-use crate::records::Records;
 use crate::readiness::Readiness;
+use crate::records::Records;
 
 /// One container as the runner needs it: its paths and where its records are.
 pub struct Instance<'a> {
@@ -145,6 +145,26 @@ fn systemctl_ok(verb: &str, unit: &str) -> Result<()> {
     Ok(())
 }
 
+/// The text of the container@.service systemd loads, read from its unit
+/// search path in systemd's order (root-only system directories; reading
+/// it costs no `systemctl cat` at every command). None: there is none, or
+/// it is masked.
+fn container_unit_file() -> Option<String> {
+    const DIRS: &[&str] = &[
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+    ];
+    let path = DIRS
+        .iter()
+        .map(|d| Path::new(d).join("container@.service"))
+        .find(|p| p.exists())?;
+    let text = std::fs::read_to_string(path).ok()?;
+    (text.len() < 1 << 20 && !text.is_empty()).then_some(text)
+}
+
 /// SIGRTMIN+3: what systemd-nspawn's --kill-signal and systemd's halt use.
 pub fn sigrtmin_plus_3() -> i32 {
     libc::SIGRTMIN() + 3
@@ -188,12 +208,9 @@ impl Runner {
         ]
         .iter()
         .any(|(s, c)| roots.state_dir == Path::new(s) && roots.config_dir == Path::new(c));
-        let template = match systemctl(&["cat", "container@.service"]) {
-            Ok(o) if o.status.success() => {
-                let ours = String::from_utf8_lossy(&o.stdout).contains(" exec-nspawn %i");
-                ours || stock
-            }
-            _ => false,
+        let template = match container_unit_file() {
+            Some(text) => text.contains(" exec-nspawn %i") || stock,
+            None => false,
         };
         Runner::Systemd { template }
     }

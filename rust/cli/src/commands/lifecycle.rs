@@ -252,7 +252,7 @@ pub fn start(c: &Container) -> Result<()> {
             let system = c.active_system().or_else(|| c.profile_system());
             let readiness = system.as_deref().map_or(Readiness::Init, Readiness::of);
             let log_from = LogMark::now(c);
-            return match wait_ready(c, &nspawn, None, readiness, None) {
+            return match wait_ready(c, &nspawn, None, readiness, None, false) {
                 Ok(leader) => {
                     say!("{}: started (init {})", c.name(), leader.pid);
                     Ok(())
@@ -316,7 +316,7 @@ pub fn start(c: &Container) -> Result<()> {
         }
     };
     let network = c.ctx.runner.configures_network().then_some(&conf);
-    match wait_ready(c, &nspawn, spawned.ready, readiness, network) {
+    match wait_ready(c, &nspawn, spawned.ready, readiness, network, true) {
         Ok(leader) => {
             say!("{}: started (init {}, {system})", c.name(), leader.pid);
             Ok(())
@@ -410,12 +410,15 @@ pub const INIT_SETTLE: Duration = Duration::from_millis(200);
 /// the records and the unit tell. With `network` (a fresh start whose
 /// private network this tool sets up), the addresses are given as soon as
 /// the init runs, before its services start, as NixOS's init wrapper does.
+/// `unit_started`: this start's own `systemctl start` (or systemd-run) has
+/// returned, so a Type=notify unit is active already.
 fn wait_ready(
     c: &Container,
     nspawn: &Process,
     ready: Option<OwnedFd>,
     readiness: Readiness,
     network: Option<&ncp_core::conf::Conf>,
+    unit_started: bool,
 ) -> std::result::Result<Process, String> {
     let timeout = c.ctx.start_timeout;
     let deadline = Instant::now() + timeout;
@@ -437,8 +440,9 @@ fn wait_ready(
         }
         if let Some(l) = &leader {
             let is_ready = match readiness {
-                // systemd's start job (Type=notify) has returned.
-                _ if by_systemd => Probe::of(c).state.up(),
+                // This start's job (Type=notify) returned: active. A start
+                // that joins another asks systemd.
+                _ if by_systemd => unit_started || Probe::of(c).state.up(),
                 // It never notifies: it runs, and has not failed at once.
                 Readiness::Init => leader_since.elapsed() >= INIT_SETTLE && l.alive(),
                 Readiness::Notify => records.ready(),
