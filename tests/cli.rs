@@ -27,6 +27,8 @@ fn start_status_run_and_stop() {
     env.wait_for_mark(name, "state", "running");
     let s = env.cli_json(&["status", "--json", name]);
     assert_eq!(s["state"], "running");
+    // The busybox init never notifies: ready once it runs (README, Readiness).
+    assert_eq!(s["readiness"], "init", "{s}");
     assert_eq!(s["generation"], 1);
     assert_eq!(s["systemDiffers"], false, "{s}");
     assert_eq!(env.mark(name, "pid"), "1");
@@ -405,4 +407,42 @@ fn status_and_start_agree_while_systemd_nspawn_has_no_init_yet() {
     );
     assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
     assert!(!run.join("nspawn.json").exists());
+}
+
+#[test]
+fn a_container_flooding_its_console_gets_8_mib_of_the_host_at_most() {
+    let env = Env::new();
+    let name = "flood";
+    let _stop = StopOnDrop(&env, &[name]);
+    env.booted(name, "flood", "");
+    // Root inside writes 12 MB to its console as fast as it can, then one
+    // last line.
+    env.inside(
+        name,
+        "{ head -c 12000000 /dev/zero | tr '\\0' x; echo; echo the-last-line; } > /dev/console",
+    );
+    let run = env.run_dir().join(name);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let said = env.cli_ok(&["logs", "--console", "-n", "1", name]);
+        if said.trim() == "the-last-line" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last line never came: {said:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let size = |f: &str| std::fs::metadata(run.join(f)).map(|m| m.len()).unwrap_or(0);
+    assert!(size("console.log") <= 4 << 20, "{}", size("console.log"));
+    assert_eq!(size("console.log.1"), 4 << 20);
+    let mut total = 0;
+    for e in std::fs::read_dir(&run).unwrap() {
+        total += e.unwrap().metadata().unwrap().len();
+    }
+    assert!(
+        total <= (8 << 20) + 64 * 1024,
+        "the run directory holds {total} bytes"
+    );
 }

@@ -143,6 +143,30 @@ impl Process {
             && stat(self.pid).is_some_and(|st| st.start_time == self.start_time && st.state != 'Z')
     }
 
+    /// Waits until it exits (its pidfd turns readable), at most `timeout`;
+    /// true when it has.
+    pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if !self.alive() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut p = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // At most 100 ms at a time: alive() also sees a zombie.
+            let ms = left.as_millis().clamp(1, 100) as i32;
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, ms) };
+        }
+    }
+
     /// Sends `sig` to exactly this process (never to a reused pid).
     pub fn signal(&self, sig: i32) -> std::io::Result<()> {
         // SAFETY: pidfd_send_signal(2) with our pidfd, a signal number, no

@@ -170,7 +170,8 @@ pub fn sigrtmin_plus_3() -> i32 {
     libc::SIGRTMIN() + 3
 }
 
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+/// Polls `cond` every 10 ms until it holds or `timeout` passes (a process's
+/// exit is waited for on its pidfd instead: Process::wait_exit).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -180,7 +181,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -331,7 +332,7 @@ impl Runner {
                 let _ = nspawn.signal(libc::SIGKILL);
             }
         }
-        if !wait_until(Duration::from_secs(10), || !nspawn.alive()) {
+        if !nspawn.wait_exit(Duration::from_secs(10)) {
             return Err(failed(format!(
                 "container '{}': systemd-nspawn {} survived SIGKILL",
                 c.name(),
@@ -417,14 +418,14 @@ fn stop_unit(c: &Instance, unit: &str, nspawn: &Process, grace: Duration) -> Res
             String::from_utf8_lossy(&o.stderr).trim()
         )));
     }
-    if wait_until(grace, || !nspawn.alive()) {
+    if nspawn.wait_exit(grace) {
         return Ok(Stopped {
             after: start.elapsed(),
             escalated: None,
         });
     }
     let _ = systemctl(&["kill", "--signal=SIGKILL", unit]);
-    if !wait_until(Duration::from_secs(10), || !nspawn.alive()) {
+    if !nspawn.wait_exit(Duration::from_secs(10)) {
         return Err(failed(format!(
             "container '{}': {unit} survived SIGKILL",
             c.name()
@@ -444,17 +445,20 @@ fn stop_direct(c: &Instance, nspawn: &Process, grace: Duration) -> Result<Stoppe
     // Asked again every 250 ms: an init that has not yet installed its
     // handler ignores the signal (it is PID 1 of its namespace). Every
     // signal goes to the proved process through its pidfd.
-    let mut next = Instant::now();
-    let halted = wait_until(grace, || {
-        if Instant::now() >= next {
-            next += Duration::from_millis(250);
-            let _ = match nspawn.leader() {
-                Some(l) => l.signal(sigrtmin_plus_3()),
-                None => nspawn.signal(libc::SIGTERM),
-            };
+    let deadline = start + grace;
+    let halted = loop {
+        let _ = match nspawn.leader() {
+            Some(l) => l.signal(sigrtmin_plus_3()),
+            None => nspawn.signal(libc::SIGTERM),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if nspawn.wait_exit(left.min(Duration::from_millis(250))) {
+            break true;
         }
-        !nspawn.alive()
-    });
+        if left.is_zero() {
+            break false;
+        }
+    };
     if halted {
         return Ok(Stopped {
             after: start.elapsed(),
@@ -468,10 +472,10 @@ fn stop_direct(c: &Instance, nspawn: &Process, grace: Duration) -> Result<Stoppe
     if let Some(l) = nspawn.leader() {
         let _ = l.signal(libc::SIGKILL);
     }
-    if !wait_until(Duration::from_secs(5), || !nspawn.alive()) {
+    if !nspawn.wait_exit(Duration::from_secs(5)) {
         let _ = nspawn.signal(libc::SIGKILL);
         what.push_str(" and to systemd-nspawn");
-        if !wait_until(Duration::from_secs(5), || !nspawn.alive()) {
+        if !nspawn.wait_exit(Duration::from_secs(5)) {
             return Err(failed(format!(
                 "container '{}': systemd-nspawn {} survived SIGKILL",
                 c.name(),
