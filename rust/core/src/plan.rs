@@ -113,16 +113,20 @@ impl Plan {
             return None;
         }
         // Nix adds a generation unless the newest one already points there.
-        // A temporary a killed writer left (a dot file, or Nix's
-        // `system-N-link.tmp-…`) sends the call to the full path, which
-        // removes it under the lock.
+        // A temporary a killed writer left (ProfileDir::is_leftover) sends
+        // the call to the full path, which removes it under the lock;
+        // anything else planted there does not (the sweep would leave it,
+        // and every call would take the slow path for ever).
         let mut newest = 0;
-        for (file, _) in p.dir.entries().ok()? {
+        for (file, kind) in p.dir.entries().ok()? {
             let f = file.to_str()?;
-            if f.starts_with('.') || f.contains(".tmp-") {
+            if p.is_leftover(f, kind) {
                 return None;
             }
-            newest = newest.max(generation::parse_link_name(PROFILE_NAME, f).unwrap_or(0));
+            // Generations as ProfileDir::list counts them: links, no temporaries.
+            if kind == Some(crate::fsutil::Kind::Symlink) && !f.contains(".tmp-") {
+                newest = newest.max(generation::parse_link_name(PROFILE_NAME, f).unwrap_or(0));
+            }
         }
         if newest != n {
             return None;
@@ -288,13 +292,20 @@ impl Plan {
     }
 }
 
-/// Whether the file holds exactly `want`: open, one read of one byte more
-/// than `want`, close (std::fs::read would also stat and read to EOF).
+/// Whether the file holds exactly `want`: open (never following a link,
+/// never waiting on a FIFO), a regular file, one read of one byte more than
+/// `want`, close (std::fs::read would also stat and read to EOF).
 fn file_is(path: &Path, want: &[u8]) -> bool {
+    use nix::fcntl::{open, OFlag};
     use std::io::Read;
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let Ok(fd) = open(path, flags, nix::sys::stat::Mode::empty()) else {
         return false;
     };
+    let mut f = std::fs::File::from(fd);
+    if !f.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
     let mut buf = vec![0u8; want.len() + 1];
     // Local files return all that is asked for in one read; a short read
     // just means "different", which takes the full path.
@@ -357,6 +368,31 @@ mod tests {
             "a stale temporary takes the full path"
         );
         std::fs::remove_file(pd.join(".7_system")).unwrap();
+        // What a container's root may plant in its profile directory (bound
+        // read-write into it) is no leftover: the no-op stays a no-op.
+        std::fs::write(pd.join(".x"), "").unwrap();
+        std::os::unix::fs::symlink("/nix/store/x", pd.join(".y")).unwrap();
+        std::fs::write(pd.join("system-9-link.tmp-1-2"), "").unwrap();
+        assert_eq!(
+            p.unchanged(sys),
+            Some(1),
+            "a planted name forces the slow path"
+        );
+        // The conf read never follows a link or waits on a FIFO.
+        let conf = std::fs::read(&p.layout.config_file).unwrap();
+        let real = t.path().join("conf-copy");
+        std::fs::write(&real, &conf).unwrap();
+        std::fs::remove_file(&p.layout.config_file).unwrap();
+        std::os::unix::fs::symlink(&real, &p.layout.config_file).unwrap();
+        assert_eq!(p.unchanged(sys), None, "a linked conf was followed");
+        std::fs::remove_file(&p.layout.config_file).unwrap();
+        nix::unistd::mkfifo(
+            &p.layout.config_file,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(p.unchanged(sys), None);
+        std::fs::remove_file(&p.layout.config_file).unwrap();
         std::fs::write(&p.layout.config_file, "PRIVATE_NETWORK=1\n").unwrap();
         assert_eq!(p.unchanged(sys), None);
         p.prepare_root_and_conf().unwrap();

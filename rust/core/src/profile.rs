@@ -154,9 +154,9 @@ impl ProfileDir {
             let Some(number) = parse_link_name(&self.name, f) else {
                 continue;
             };
-            // A killed writer's temporary (`system-N-link.tmp-…`) is not one
-            // (Nix would count it; remove_stale_temps removes it).
-            if f.contains(".tmp-") {
+            // A killed writer's temporary is not one (Nix would count it;
+            // remove_stale_temps removes it).
+            if self.is_leftover(f, kind) || f.contains(".tmp-") {
                 continue;
             }
             let Some(st) = self.dir.stat(f)? else {
@@ -217,21 +217,31 @@ impl ProfileDir {
         self.dir.unlink(&link).map(|_| ())
     }
 
-    /// Removes what a writer killed mid-change leaves in the profile
-    /// directory (the caller holds the profile lock, so no live writer owns
-    /// them): Nix's `PROFILE-N-link.tmp-PID-RAND` (which Nix itself would then
-    /// count as generation N, and even make current) and the `.N_PROFILE`
-    /// temporary of a link swap. Returns how many were removed.
+    /// Whether `f` (of kind `kind`) is what a writer killed mid-change
+    /// leaves in the profile directory: Nix's `PROFILE-N-link.tmp-PID-RAND`
+    /// (which Nix itself would then count as generation N, and even make
+    /// current) or the `.N_PROFILE` temporary of a link swap, each a
+    /// symlink. The one leftover rule: the no-op check (plan.rs), listing
+    /// and the sweep all ask it, so nothing else a container's root plants
+    /// there (it is bound read-write into the container) can keep every
+    /// evaluation on the slow path.
+    pub fn is_leftover(&self, f: &str, kind: Option<Kind>) -> bool {
+        let nix_temp = parse_link_name(&self.name, f).is_some() && f.contains("-link.tmp-");
+        let swap_temp = f
+            .strip_prefix('.')
+            .and_then(|r| r.strip_suffix(self.name.as_str())?.strip_suffix('_'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        (nix_temp || swap_temp) && kind == Some(Kind::Symlink)
+    }
+
+    /// Removes the leftovers (is_leftover) of writers killed mid-change
+    /// (the caller holds the profile lock, so no live writer owns them).
+    /// Returns how many were removed.
     pub fn remove_stale_temps(&self) -> Result<usize> {
         let mut removed = 0;
         for (file, kind) in self.dir.entries()? {
             let Some(f) = file.to_str() else { continue };
-            let nix_temp = parse_link_name(&self.name, f).is_some() && f.contains("-link.tmp-");
-            let swap_temp = f
-                .strip_prefix('.')
-                .and_then(|r| r.strip_suffix(self.name.as_str())?.strip_suffix('_'))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if (nix_temp || swap_temp) && kind == Some(Kind::Symlink) && self.dir.unlink(f)? {
+            if self.is_leftover(f, kind) && self.dir.unlink(f)? {
                 removed += 1;
             }
         }
