@@ -4,9 +4,8 @@
 //! nixpkgs' real lib, a flake, or a store path); login sessions run on a
 //! real terminal (util-linux `script`).
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use ncp_integration_tests::*;
 

@@ -20,15 +20,8 @@ pub const GCROOTS_SUBDIR: &str = "gcroots/per-container";
 pub const PROFILE_NAME: &str = "system";
 /// Runtime records of the CLI, facts the host recorded itself and so can
 /// trust (unlike anything inside the container): gone after a reboot, as
-/// the containers are.
+/// the containers are. What is in `<run-dir>/NAME`: the CLI's records.rs.
 pub const DEFAULT_RUN_DIR: &str = "/run/nix-container";
-/// The conf a running container was started with.
-pub const STARTED_CONF: &str = "started.conf";
-/// The system the host last booted or activated in it.
-pub const ACTIVE_SYSTEM: &str = "system";
-/// Which process is its systemd-nspawn: pid, start time, boot id.
-pub const NSPAWN_RECORD: &str = "nspawn.json";
-pub const CONSOLE_LOG: &str = "console.log";
 /// The host's resolver configuration, copied in when COPY_RESOLV_CONF=1.
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -157,7 +150,6 @@ impl Roots {
             profile: profile_dir.join(PROFILE_NAME),
             profile_dir,
             gcroots_dir: self.gcroots_dir.join(name),
-            run_dir: self.run_dir.join(name),
             unit: format!("container@{name}.service"),
         }
     }
@@ -186,9 +178,6 @@ pub struct Layout {
     pub profile_dir: PathBuf,
     pub profile: PathBuf,
     pub gcroots_dir: PathBuf,
-    /// The CLI's runtime records; not part of what the plugin returns.
-    #[serde(skip)]
-    pub run_dir: PathBuf,
     pub unit: String,
 }
 
