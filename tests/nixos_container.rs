@@ -556,3 +556,45 @@ fn stop_escalates_after_its_stated_grace_period_and_says_so() {
     );
     assert_eq!(env.cli_ok(&["status", name]).trim(), "down");
 }
+
+#[test]
+fn create_without_a_plugin_says_so_in_one_line() {
+    // No --plugin, no NCP_PLUGIN, nothing in nix.conf's plugin-files and
+    // none installed beside the CLI: one line, before Nix runs (which would
+    // warn about each of the plugin's settings it does not know).
+    let env = Env::new();
+    let out = env
+        .cli_cmd(&["create", "noplugin", "--config", "{ }"])
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .env_remove("NCP_PLUGIN")
+        .output()
+        .unwrap();
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(
+        e.contains("no nix-container-plugin to load") && e.contains("--plugin"),
+        "{e}"
+    );
+    assert!(!e.contains("warning"), "{e}");
+    assert!(!env.config_dir().join("noplugin.conf").exists());
+    // --plugin names it.
+    let out = env
+        .cli_cmd(&[
+            "create",
+            "noplugin",
+            "--plugin",
+            "/nonexistent.so",
+            "--config",
+            "{ }",
+        ])
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .env_remove("NCP_PLUGIN")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("--plugin /nonexistent.so: no such file"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -93,6 +93,9 @@ pub struct Cli {
 /// Nix's own flags, passed on to `nix` by create and update (as nixos-container does).
 #[derive(Args, Debug, Default, Clone)]
 pub struct NixFlags {
+    /// The plugin to load (default: nix.conf's plugin-files, NCP_PLUGIN, or the one installed beside this program)
+    #[arg(long, value_name = "FILE", env = "NCP_PLUGIN")]
+    pub plugin: Option<PathBuf>,
     /// A Nix setting for the build: --option NAME VALUE (repeatable)
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
     pub option: Vec<String>,

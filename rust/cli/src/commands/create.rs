@@ -72,25 +72,43 @@ fn read_recipe(ctx: &Ctx, n: &str) -> Result<Option<Recipe>> {
     }
 }
 
-/// The plugin file to load, unless Nix's own configuration loads it.
-fn plugin_file() -> Option<PathBuf> {
+/// The plugin file to load (None: Nix's own configuration loads it):
+/// `--plugin` (or NCP_PLUGIN), nix.conf's plugin-files naming it, the one
+/// installed beside this program (package.nix's layout). When there is none,
+/// one line says so before Nix runs (Nix would warn about every setting it
+/// does not know, then fail on the missing builtin).
+fn plugin_file(flags: &NixFlags) -> Result<Option<PathBuf>> {
+    if let Some(p) = &flags.plugin {
+        if !p.is_file() {
+            return Err(failed(format!("--plugin {}: no such file", p.display())));
+        }
+        return Ok(Some(p.clone()));
+    }
     let configured = ncp_core::nixconf::read(&["plugin-files"], &|k| std::env::var(k).ok());
-    if configured
+    let configured = configured
         .get("plugin-files")
-        .is_some_and(|v| v.contains("nix-container-plugin"))
-    {
-        return None;
+        .map(String::as_str)
+        .unwrap_or("");
+    if configured.contains("nix-container-plugin") {
+        return Ok(None);
     }
-    if let Some(p) = std::env::var_os("NCP_PLUGIN") {
-        return Some(PathBuf::from(p));
+    let exe = std::env::current_exe().ok();
+    let prefix = exe.as_deref().and_then(|e| e.parent()?.parent());
+    if let Some(p) = prefix.map(|d| d.join("lib/nix/plugins/nix-container-plugin.so")) {
+        if p.exists() {
+            return Ok(Some(p));
+        }
     }
-    // Installed beside this program (package.nix's layout).
-    let exe = std::env::current_exe().ok()?;
-    let p = exe
-        .parent()?
-        .parent()?
-        .join("lib/nix/plugins/nix-container-plugin.so");
-    p.exists().then_some(p)
+    // Some other plugin-files: perhaps ours under another name; Nix says.
+    if !configured.trim().is_empty() {
+        return Ok(None);
+    }
+    Err(failed(format!(
+        "no nix-container-plugin to load: nix.conf's plugin-files does not name it, none is \
+         installed beside this program ({}/lib/nix/plugins), and neither --plugin nor \
+         NCP_PLUGIN gives one",
+        prefix.map_or_else(|| "PREFIX".into(), |p| p.display().to_string())
+    )))
 }
 
 /// nix-plugin/ (the library with the routes).
@@ -121,14 +139,14 @@ fn nix_cmd(
     sub: &[&str],
     flags: &NixFlags,
     flake: bool,
-) -> Command {
+) -> Result<Command> {
     let mut c = Command::new(program);
     if program == "nix" {
         c.args(["--extra-experimental-features", "nix-command flakes"]);
     }
     if let Some(ctx) = ctx {
         // Before the subcommand: the plugin declares the settings below.
-        if let Some(p) = plugin_file() {
+        if let Some(p) = plugin_file(flags)? {
             c.arg("--plugin-files").arg(p);
         }
         for (k, v) in ctx.roots.by_setting() {
@@ -173,7 +191,7 @@ fn nix_cmd(
     c.stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .stdout(Stdio::piped());
-    c
+    Ok(c)
 }
 
 /// The plugin's settings are this tool's flags: it passes them to Nix
@@ -231,7 +249,7 @@ fn nix_path_literal(p: &Path) -> Result<String> {
 /// Evaluated purely unless --impure (containerProfile, which writes, is
 /// then called with the path). The check is nix-plugin's systemOfFlake's.
 fn flake_system(n: &str, flake: &str, attr: &str, flags: &NixFlags) -> Result<String> {
-    let mut eval = nix_cmd(None, "nix", &["eval", "--raw"], flags, true);
+    let mut eval = nix_cmd(None, "nix", &["eval", "--raw"], flags, true)?;
     eval.arg(format!("{flake}#nixosConfigurations.\"{attr}\""));
     eval.arg("--apply").arg(format!(
         "c: if c.config.boot.isContainer or false then c.config.system.build.toplevel.drvPath \
@@ -242,7 +260,7 @@ fn flake_system(n: &str, flake: &str, attr: &str, flags: &NixFlags) -> Result<St
         .trim()
         .to_owned();
     // Flags only: the flake flags are not nix-store's.
-    let mut realise = nix_cmd(None, "nix-store", &["--realise"], flags, false);
+    let mut realise = nix_cmd(None, "nix-store", &["--realise"], flags, false)?;
     realise.arg(&drv);
     let out = output(realise, n, "nix-store --realise")?;
     String::from_utf8_lossy(&out)
@@ -260,7 +278,7 @@ fn build(ctx: &Ctx, n: &str, recipe: &Recipe, flags: &NixFlags) -> Result<serde_
         &["eval", "--impure", "--json"],
         flags,
         false,
-    );
+    )?;
     // Arguments cross as JSON in the environment: no quoting of Nix code.
     let read = "builtins.fromJSON (builtins.getEnv \"NCP_CREATE\")";
     let profile = format!(
