@@ -1,5 +1,7 @@
 //! The arguments of `builtins.containerProfile` / `containerSpec` as they
-//! cross the bridge: JSON written by Nix's `printValueAsJSON`. Unknown
+//! cross the bridge: JSON written by the plugin's own walk of the Nix value
+//! (cpp/value-json.cc: path values stay host paths, where Nix's
+//! `printValueAsJSON` would copy them into the store). Unknown
 //! attributes are errors, so a typo never passes silently.
 
 use std::collections::BTreeMap;
