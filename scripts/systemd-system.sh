@@ -21,10 +21,7 @@ ROOT=$BASE/debian-systemd
 make_root() {
   [ -f "$BASE/.complete" ] && return
   [ "$(id -u)" = 0 ] || die "run as root"
-  if [ -n "$(apt_missing debootstrap)" ]; then
-    apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
-  fi
+  ensure_debootstrap
   say "making Debian 12's systemd for the test system in $BASE (once per machine, about 2 minutes)"
   rm -rf "$BASE.tmp"
   mkdir -p "$BASE.tmp"

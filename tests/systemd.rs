@@ -32,23 +32,6 @@ fn stock_module() -> PathBuf {
         .expect("nixos-containers-*.nix in ../shared/nixpkgs")
 }
 
-fn nix_build(expr: &str) -> Vec<String> {
-    let out = Command::new("nix-build")
-        .env("NIX_CONFIG", NIX_CONFIG)
-        .args(["--no-out-link", "-E", expr])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{expr}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
 fn nix_eval_json(expr: &str) -> serde_json::Value {
     let out = Command::new("nix")
         .env("NIX_CONFIG", NIX_CONFIG)

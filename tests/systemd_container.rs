@@ -276,19 +276,7 @@ fn a_container_laid_out_by_nixos_container_create_starts_as_it_is() {
     let env = Env::new();
     let name = "sdnc";
     let _stop = StopOnDrop(&env, &[name]);
-    let system = {
-        let out = std::process::Command::new("nix-build")
-            .env("NIX_CONFIG", NIX_CONFIG)
-            .args(["--no-out-link", "-E", &systemd_system_expr("nc", &[])])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let system = nix_build(&systemd_system_expr("nc", &[])).remove(0);
     std::fs::create_dir_all(env.config_dir()).unwrap();
     std::fs::write(
         env.config_dir().join(format!("{name}.conf")),

@@ -731,3 +731,22 @@ pub fn systemd_system_expr(label: &str, units: &[(&str, &str)]) -> String {
         systemd_base()
     )
 }
+
+/// `nix-build --no-out-link -E EXPR`: the paths it printed; fails the test
+/// unless it succeeds.
+pub fn nix_build(expr: &str) -> Vec<String> {
+    let out = Command::new("nix-build")
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .args(["--no-out-link", "-E", expr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{expr}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
