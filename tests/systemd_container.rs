@@ -34,6 +34,17 @@ fn inside(env: &Env, name: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// `systemctl is-system-running` inside, with the failed units when it is
+/// not running (a flaky boot then says which unit failed).
+fn system_state(env: &Env, name: &str) -> String {
+    let state = inside(env, name, &["systemctl", "is-system-running"]);
+    if state == "running" {
+        return state;
+    }
+    let failed = inside(env, name, &["systemctl", "--failed", "--no-legend"]);
+    format!("{state}; failed units: {failed}")
+}
+
 fn is_active(env: &Env, name: &str, unit: &str) -> String {
     inside(env, name, &["systemctl", "is-active", unit])
 }
@@ -50,7 +61,7 @@ fn start_returns_ready_and_stop_is_systemds_shutdown() {
     // Right after start: systemd has finished booting (no "starting", no
     // missing /usr), as NixOS's Type=notify container@ promises.
     assert_eq!(
-        inside(&env, name, &["systemctl", "is-system-running"]),
+        system_state(&env, name),
         "running",
         "start said {out:?} after {took:?}; console:\n{}",
         env.cli_ok(&["logs", "--console", name])
@@ -195,10 +206,7 @@ fn reload_keeps_pid_1_and_starts_restarts_and_stops_units_and_rollback_undoes_it
         inside(&env, name, &["readlink", "/run/current-system"]),
         resolve(&env.profile(name))
     );
-    assert_eq!(
-        inside(&env, name, &["systemctl", "is-system-running"]),
-        "running"
-    );
+    assert_eq!(system_state(&env, name), "running");
 
     // rollback: generation 1 again, activated without a reboot.
     let out = env.cli_ok(&["rollback", name]);
@@ -226,10 +234,7 @@ fn reset_gives_a_fresh_root_that_boots_again() {
     assert!(out.contains("reset"), "{out}");
     assert!(!env.state_dir().join(name).join("root/left-behind").exists());
     env.cli_ok(&["start", name]);
-    assert_eq!(
-        inside(&env, name, &["systemctl", "is-system-running"]),
-        "running"
-    );
+    assert_eq!(system_state(&env, name), "running");
     assert_eq!(inside(&env, name, &["ls", "/root"]), "");
 }
 
@@ -298,10 +303,7 @@ fn a_container_laid_out_by_nixos_container_create_starts_as_it_is() {
     assert!(!env.state_dir().join(name).exists());
 
     env.cli_ok(&["start", name]);
-    assert_eq!(
-        inside(&env, name, &["systemctl", "is-system-running"]),
-        "running"
-    );
+    assert_eq!(system_state(&env, name), "running");
     let gc = std::fs::metadata(env.gcroots_dir().join(name)).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&gc.permissions()) & 0o777,
@@ -338,4 +340,25 @@ fn a_start_that_is_not_ready_in_time_says_so_and_leaves_nothing_running() {
     let s = env.cli_json(&["status", "--json", name]);
     assert_eq!(s["state"], "stopped", "{s}");
     assert_eq!(s["nspawnPid"], serde_json::Value::Null, "{s}");
+}
+
+#[test]
+fn a_failed_unit_makes_it_degraded_and_still_up() {
+    let env = Env::new();
+    let name = "sddegr";
+    let _stop = StopOnDrop(&env, &[name]);
+    let failing =
+        "[Unit]\nDescription=fails at boot\n[Service]\nType=oneshot\nExecStart=/bin/false\n";
+    prepare(&env, name, "degraded", &[("failing.service", failing)], "");
+    env.cli_ok(&["start", name]);
+    // systemctl is-system-running exits 1 here: its word still counts.
+    let s = env.cli_json(&["status", "--json", name]);
+    assert_eq!(s["state"], "degraded", "{s}");
+    assert_eq!(s["inside"], "degraded", "{s}");
+    assert_eq!(env.cli_ok(&["status", name]).trim(), "up");
+    let long = env.cli_ok(&["status", "--long", name]);
+    assert!(
+        long.contains("degraded (systemd inside: degraded)"),
+        "{long}"
+    );
 }

@@ -108,31 +108,41 @@ impl Target {
     }
 
     /// Runs `cmd` inside (no terminal) and returns what it printed on
-    /// standard output, at most 64 KiB, if it exited with 0.
-    pub fn output(&self, cmd: &Command) -> Result<String> {
+    /// standard output (the first 64 KiB; the rest is read and dropped) with
+    /// its exit code, if it ended within `limit`. The program is the container's own:
+    /// it may print for ever or never end, and neither may hold us.
+    pub fn output(&self, cmd: &Command, limit: std::time::Duration) -> Result<(i32, String)> {
         let (r, w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed(format!("pipe: {e}")))?;
         let reader = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(r);
             let mut out = Vec::new();
-            let _ = std::fs::File::from(r).take(64 * 1024).read_to_end(&mut out);
+            let _ = (&mut f).take(64 * 1024).read_to_end(&mut out);
+            let _ = std::io::copy(&mut f, &mut std::io::sink());
             out
         });
-        let code = self.run_to(cmd, Some(w));
+        let deadline = std::time::Instant::now() + limit;
+        // On a timeout the reader is left behind: what runs inside may
+        // keep the pipe open.
+        let code = self.run_to(cmd, Some(w), Some(deadline))?;
         let out = reader.join().unwrap_or_default();
-        match code? {
-            0 => Ok(String::from_utf8_lossy(&out).into_owned()),
-            n => Err(failed(format!("{} exited with {n}", cmd.argv[0]))),
-        }
+        Ok((code, String::from_utf8_lossy(&out).into_owned()))
     }
 
     /// Runs `cmd` inside; returns its exit code (128 + signal if killed).
     /// An Err means nothing ran.
     pub fn run(&self, cmd: &Command) -> Result<i32> {
-        self.run_to(cmd, None)
+        self.run_to(cmd, None, None)
     }
 
-    /// `run`, its standard output to `stdout` when given.
-    fn run_to(&self, cmd: &Command, stdout: Option<OwnedFd>) -> Result<i32> {
+    /// `run`, its standard output to `stdout` when given; with `deadline`,
+    /// the entering child is killed then and it is an error.
+    fn run_to(
+        &self,
+        cmd: &Command,
+        stdout: Option<OwnedFd>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<i32> {
         let argv: Vec<CString> = cmd
             .argv
             .iter()
@@ -212,9 +222,21 @@ impl Target {
                 });
                 let mut msg = String::new();
                 let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+                let flags = deadline.map(|_| nix::sys::wait::WaitPidFlag::WNOHANG);
                 let status = loop {
-                    match waitpid(child, None) {
+                    match waitpid(child, flags) {
                         Err(nix::errno::Errno::EINTR) => continue,
+                        Ok(WaitStatus::StillAlive) => {
+                            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                                let _ = nix::sys::signal::kill(child, nix::sys::signal::SIGKILL);
+                                let _ = waitpid(child, None);
+                                return Err(failed(format!(
+                                    "container '{}': {} did not finish in time",
+                                    self.container, cmd.argv[0]
+                                )));
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
                         r => break r,
                     }
                 };

@@ -57,6 +57,10 @@ impl State {
     }
 }
 
+/// How long systemd inside gets to say how it is (its own systemctl: the
+/// container's program, which may never answer).
+const INSIDE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What one probe found.
 pub struct Probe {
     pub state: State,
@@ -121,13 +125,17 @@ impl Probe {
         }
         let leader = self.leader.as_ref()?;
         let target = crate::enter::Target::of(c.name(), leader.duplicate()?).ok()?;
-        let out = target
-            .output(&Command {
-                argv: vec!["systemctl".into(), "is-system-running".into()],
-                env: crate::enter::environment(Some(&system)),
-                cwd: "/".into(),
-                pty: false,
-            })
+        // It exits non-zero for every state but running: the word counts.
+        let (_, out) = target
+            .output(
+                &Command {
+                    argv: vec!["systemctl".into(), "is-system-running".into()],
+                    env: crate::enter::environment(Some(&system)),
+                    cwd: "/".into(),
+                    pty: false,
+                },
+                INSIDE_LIMIT,
+            )
             .ok()?;
         let said = out.trim().to_owned();
         if said == "degraded" {
