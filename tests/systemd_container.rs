@@ -42,7 +42,20 @@ fn system_state(env: &Env, name: &str) -> String {
         return state;
     }
     let failed = inside(env, name, &["systemctl", "--failed", "--no-legend"]);
-    format!("{state}; failed units: {failed}")
+    let why = inside(
+        env,
+        name,
+        &[
+            "journalctl",
+            "-b",
+            "-p",
+            "warning",
+            "-n",
+            "20",
+            "--no-pager",
+        ],
+    );
+    format!("{state}; failed units: {failed}; warnings:\n{why}")
 }
 
 fn is_active(env: &Env, name: &str, unit: &str) -> String {
