@@ -1,15 +1,16 @@
-// The builtins. Thin: Nix values in and out, realisation, and the one
-// profile step that needs libstore (createGeneration, which also registers
-// the generation's GC root); every decision about the container, and every
-// file its root could have planted something in, is the Rust core's
-// (rust/core), reached through the cxx bridge.
+// The builtins. Thin: Nix values in and out, realisation, and what only
+// libstore can do (a store path's validity, createGeneration, which also
+// registers the generation's GC root), asked for by the core through
+// NixCalls. containerProfile's steps, every decision about the container,
+// and every file its root could have planted something in, are the Rust
+// core's (rust/core), reached through the cxx bridge.
 #include "compat.hh"
 #include "docs.hh"
 #include "settings.hh"
 #include "value-json.hh"
 
-#include <chrono>
-#include <thread>
+#include <exception>
+#include <stdexcept>
 
 using namespace nix;
 
@@ -86,23 +87,75 @@ void returnJson(EvalState & state, const std::string & json, const std::string &
     });
 }
 
-// Waits for the container's profile lock. Nix's own lockProfile would wait
-// forever, deaf to ^C, and follows a link planted in the profile directory,
-// which the container's root owns; the core's lock (profile_lock.rs) keeps
-// Nix's protocol without either, and ends the wait with an error after the
-// setting container-lock-timeout.
-rust::Box<rs::Lock> lockProfile(EvalState & state, compat::PosArg pos, const rs::Plan & plan)
+// What the core's containerProfile steps ask of Nix (include/ncp/nix-calls.hh).
+// No exception crosses the bridge: a failure is kept, the core gets an
+// error and returns, and the builtin rethrows Nix's own error (an interrupt
+// stays an interrupt, an evaluation error keeps its position).
+class PluginNixCalls : public NixCalls
 {
-    auto start = std::chrono::steady_clock::now();
-    for (bool said = false;; said = true) {
-        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-        auto lock = bridge(state, pos, "containerProfile", [&] { return plan.try_lock(waited.count()); });
-        if (lock->held()) return lock;
-        if (!said) compat::info("waiting for the lock on profile '" + std::string(plan.profile()) + "'");
-        compat::checkInterrupt();
-        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    EvalState & state;
+    compat::PosArg pos;
+    ref<LocalFSStore> store;
+
+    template<typename F>
+    auto kept(F && f) const -> decltype(f())
+    {
+        try {
+            return f();
+        } catch (...) {
+            failure = std::current_exception();
+            throw std::runtime_error("a call into Nix failed");
+        }
     }
-}
+
+public:
+    mutable std::exception_ptr failure;
+
+    PluginNixCalls(EvalState & state, compat::PosArg pos, ref<LocalFSStore> store)
+        : state(state), pos(pos), store(store)
+    {
+    }
+
+    rust::String system_real_path(rust::Str system) const override
+    {
+        return kept([&] {
+            auto path = store->parseStorePath(std::string(system));
+            if (!store->isValidPath(path))
+                compat::throwEvalError(state, pos, "builtins.containerProfile: attribute 'system': '" + std::string(system)
+                    + "' is not in the Nix store; pass the derivation itself so that Nix builds it");
+            store->addTempRoot(path);
+            return rust::String(compat::realPath(*store, path));
+        });
+    }
+
+    // libstore adds the generation (or finds the newest one already
+    // pointing there) and registers its GC root.
+    rust::String create_generation(rust::Str profile, rust::Str system) const override
+    {
+        return kept([&] {
+            return rust::String(compat::createGeneration(store, std::string(profile), store->parseStorePath(std::string(system))));
+        });
+    }
+
+    bool interrupted() const override
+    {
+        try {
+            compat::checkInterrupt();
+            return false;
+        } catch (...) {
+            failure = std::current_exception();
+            return true;
+        }
+    }
+
+    void progress(rust::Str message) const override
+    {
+        try {
+            compat::info(std::string(message));
+        } catch (...) {
+        }
+    }
+};
 
 NCP_PRIMOP_SIGNATURE(prim_containerProfile)
 {
@@ -113,72 +166,24 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
     compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto plan = bridge(state, pos, self, [&] { return rs::plan(json, rustSettings(state)); });
-    auto step = [&](auto && f) { return bridge(state, pos, self, f); };
 
     try {
-        auto store = state.store;
-        auto localStore = store.dynamic_pointer_cast<LocalFSStore>();
+        auto localStore = state.store.dynamic_pointer_cast<LocalFSStore>();
         if (!localStore)
             compat::throwEvalError(state, pos, "builtins.containerProfile needs a local store (profiles and GC roots live there)");
-
-        auto system = std::string(plan->system());
-        // Nothing to do (the common case when a host re-evaluates its
-        // containers): answer from a few reads, without the lock or a
-        // write. The generation link keeps the system alive; anything else
-        // the arguments refer to (a derivation, a bind mount's source from
-        // the store) is still realised, which for built paths is a lookup
-        // in the store database.
-        if (!system.empty()) {
-            auto current = plan->unchanged(system);
-            if (current >= 0) {
-                if (!context.empty()) compat::realiseContext(state, context);
-                rs::Outcome outcome{.generation = (uint64_t) current, .changed = false, .system_changed = false, .conf_changed = false};
-                auto result = step([&] { return plan->describe(system, outcome); });
-                returnJson(state, std::string(result), system, context, v);
-                return;
+        // Builds what the arguments depend on, the system first of all (for
+        // a system already built, a lookup in the store database).
+        if (!context.empty()) compat::realiseContext(state, context);
+        PluginNixCalls nix(state, pos, ref<LocalFSStore>(localStore));
+        auto done = bridge(state, pos, self, [&] {
+            try {
+                return plan->container_profile(nix);
+            } catch (const rust::Error &) {
+                if (nix.failure) std::rethrow_exception(nix.failure);
+                throw;
             }
-        }
-
-        std::optional<StorePath> systemPath;
-        if (!system.empty()) {
-            // Builds what the arguments depend on, the system first of all.
-            compat::realiseContext(state, context);
-            systemPath = store->parseStorePath(system);
-            if (!store->isValidPath(*systemPath))
-                compat::throwEvalError(state, pos, "builtins.containerProfile: attribute 'system': '" + system
-                    + "' is not in the Nix store; pass the derivation itself so that Nix builds it");
-            store->addTempRoot(*systemPath);
-            step([&] { plan->check_system(compat::realPath(*localStore, *systemPath)); });
-        }
-
-        step([&] { plan->prepare_nix_dirs(); });
-        // Concurrent evaluations for the same container queue here, as
-        // nix-env does on a profile.
-        auto lock = lockProfile(state, pos, *plan);
-        // A writer killed inside Nix's createGeneration leaves a temporary
-        // link that Nix would take for a generation.
-        step([&] { plan->remove_stale_temps(); });
-
-        bool confChanged = step([&] { return plan->prepare_root_and_conf(); });
-        auto before = std::string(step([&] { return plan->profile_system(); }));
-        if (systemPath) {
-            step([&] { plan->check_generation_room(); });
-            // libstore adds the generation (or finds the newest one already
-            // pointing there) and registers its GC root.
-            auto generation = compat::createGeneration(ref<LocalFSStore>(localStore), std::string(plan->profile()), *systemPath);
-            step([&] { plan->switch_to_link(generation); });
-        } else
-            step([&] { plan->switch_generation(); });
-        auto after = std::string(step([&] { return plan->profile_system(); }));
-
-        rs::Outcome outcome{
-            .generation = step([&] { return plan->current_generation(); }),
-            .changed = confChanged || before != after,
-            .system_changed = before != after,
-            .conf_changed = confChanged,
-        };
-        auto result = step([&] { return plan->describe(after, outcome); });
-        returnJson(state, std::string(result), system.empty() ? after : system, context, v);
+        });
+        returnJson(state, std::string(done.json), std::string(done.system), context, v);
     } catch (Error & e) {
         compat::addTrace(state, e, pos, "while preparing a container with builtins.containerProfile");
         throw;

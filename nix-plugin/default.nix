@@ -43,8 +43,7 @@ let
       c = configs.${attr} or (throw
         "the flake has no nixosConfigurations.${attr} (it has: ${builtins.concatStringsSep ", " (builtins.attrNames configs)})");
     in
-    if c.config.boot.isContainer or false then c.config.system.build.toplevel
-    else throw "nixosConfigurations.${attr} does not set boot.isContainer = true, which a container's system needs";
+    import ./flake-system.nix attr c;
 in
 rec {
   /* The config route: evaluate `config` (a NixOS module; more in `modules`)

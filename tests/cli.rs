@@ -446,3 +446,33 @@ fn a_container_flooding_its_console_gets_8_mib_of_the_host_at_most() {
         "the run directory holds {total} bytes"
     );
 }
+
+/// The plugin's rollback and the CLI's take the same steps (core
+/// container_profile.rs): before, the CLI's only switched the profile and
+/// left a removed root removed, so the container could not start.
+#[test]
+fn the_plugins_rollback_and_the_clis_leave_the_same_container() {
+    let env = Env::new();
+    let (p, c) = ("rbplugin", "rbcli");
+    for name in [p, c] {
+        env.eval_json(&Env::profile_expr(name, "rbsame-a", ""));
+        env.eval_json(&Env::profile_expr(name, "rbsame-b", ""));
+        std::fs::remove_dir_all(env.state_dir().join(name)).unwrap();
+    }
+    let r = env.eval_json(&format!("builtins.containerProfile {{ name = \"{p}\"; rollback = true; }}"));
+    assert_eq!(r["generation"], 1);
+    let out = env.cli_ok(&["rollback", c]);
+    assert!(out.contains("from generation 2 to 1"), "{out}");
+    let mode = |n: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(env.state_dir().join(n))
+            .map(|m| (m.is_dir(), m.permissions().mode() & 0o7777))
+            .ok()
+    };
+    assert_eq!(mode(p), Some((true, 0o700)), "the plugin's rollback");
+    assert_eq!(mode(c), mode(p), "the CLI's rollback left another root");
+    for name in [p, c] {
+        assert_eq!(nix_env_generations(&env.profile(name)), vec![(1, true), (2, false)]);
+        assert!(env.config_dir().join(format!("{name}.conf")).is_file());
+    }
+}

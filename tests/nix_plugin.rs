@@ -144,6 +144,7 @@ fn many_containers_share_one_evaluation_and_one_system() {
 fn write_flake(dir: &Path) {
     for f in [
         "nix-plugin/default.nix",
+        "nix-plugin/flake-system.nix",
         "tests/fixtures/busybox.nix",
         "tests/fixtures/test-system.nix",
         "tests/fixtures/nixos/eval-config.nix",

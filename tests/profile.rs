@@ -369,3 +369,39 @@ fn documentation_is_reachable_from_the_repl() {
         );
     }
 }
+
+/// The settings Nix knows once the plugin is loaded are the core's table,
+/// with its defaults (cpp/settings.cc registers them from it).
+#[test]
+fn the_plugin_registers_exactly_the_settings_of_the_table() {
+    let shown = ["config show", "show-config"].iter().find_map(|sub| {
+        let mut c = Command::new("nix");
+        c.env("NIX_CONFIG", "experimental-features = nix-command")
+            .arg("--plugin-files")
+            .arg(plugin())
+            .args(sub.split(' '))
+            .arg("--json");
+        let out = c.output().unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    });
+    let shown = shown.expect("neither `nix config show` nor `nix show-config` ran");
+    let mut registered: Vec<(String, String)> = shown
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("container-"))
+        .map(|(k, v)| {
+            let d = &v["defaultValue"];
+            (k.clone(), d.as_str().map_or_else(|| d.to_string(), str::to_owned))
+        })
+        .collect();
+    registered.sort();
+    let mut table: Vec<(String, String)> = ncp_core::settings::TABLE
+        .iter()
+        .map(|r| (r.name.to_owned(), r.default.to_owned()))
+        .collect();
+    table.sort();
+    assert_eq!(registered, table);
+}

@@ -10,52 +10,14 @@ use clap_complete::Shell;
 
 use crate::error::{failed, Result};
 use crate::runner::RunnerChoice;
+use crate::settings_args::SettingArgs;
 
-/// The roots, named as the plugin's settings are (and defaulting alike:
-/// flag, NCP_* variable, then nix.conf / NIX_CONFIG, then NixOS's layout).
+/// The roots: the plugin's settings (flags made from the core's table, see
+/// settings_args.rs), and Nix's own directories.
 #[derive(Args, Debug)]
 pub struct RootArgs {
-    /// Container roots [nix.conf: container-state-dir; default /var/lib/nixos-containers]
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_STATE_DIR",
-        value_name = "DIR"
-    )]
-    pub container_state_dir: Option<String>,
-    /// Conf files [nix.conf: container-config-dir; default /etc/nixos-containers]
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_CONFIG_DIR",
-        value_name = "DIR"
-    )]
-    pub container_config_dir: Option<String>,
-    /// Per-container profiles [nix.conf: container-profiles-dir; default NIX_STATE_DIR/profiles/per-container]
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_PROFILES_DIR",
-        value_name = "DIR"
-    )]
-    pub container_profiles_dir: Option<String>,
-    /// Per-container GC roots [nix.conf: container-gcroots-dir; default NIX_STATE_DIR/gcroots/per-container]
-    #[arg(
-        long,
-        global = true,
-        env = "NCP_CONTAINER_GCROOTS_DIR",
-        value_name = "DIR"
-    )]
-    pub container_gcroots_dir: Option<String>,
-    /// Records of running containers and console logs [nix.conf: container-run-dir; default /run/nix-container]
-    #[arg(long, global = true, env = "NCP_CONTAINER_RUN_DIR", value_name = "DIR")]
-    pub container_run_dir: Option<String>,
-    /// The layout of NixOS before 22.05 (/var/lib/containers, /etc/containers) [nix.conf: container-legacy-layout]
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
-    pub container_legacy_layout: Option<bool>,
-    /// Seconds to wait for a profile lock (nix-env, an evaluation…) [nix.conf: container-lock-timeout; default 60]
-    #[arg(long, global = true, value_name = "SECONDS")]
-    pub container_lock_timeout: Option<u64>,
+    #[command(flatten)]
+    pub settings: SettingArgs,
     /// Nix's store (as Nix: NIX_STORE_DIR, default /nix/store)
     #[arg(long, global = true, env = "NIX_STORE_DIR", value_name = "DIR")]
     pub store_dir: Option<String>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ncp_core::conf::Conf;
 use ncp_core::fsutil::Dir;
-use ncp_core::layout::{Layout, Roots};
+use ncp_core::layout::{Layout, Roots, Settings};
 use ncp_core::name;
 use ncp_core::profile::ProfileDir;
 
@@ -23,8 +23,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Ctx {
     pub roots: Roots,
-    /// The layout of NixOS before 22.05 (passed on to the plugin by create).
-    pub legacy_layout: bool,
+    /// The plugin's settings in force (passed on to the plugin by create).
+    pub settings: Settings,
     pub runner: Runner,
     /// How long start waits for the container to be ready.
     pub start_timeout: Duration,

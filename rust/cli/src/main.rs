@@ -14,81 +14,39 @@ mod error;
 mod identity;
 mod monitor;
 mod network;
+mod nix_command;
 mod output;
 mod pty;
 mod readiness;
+mod recipe;
 mod records;
 mod runner;
+mod settings_args;
 mod state;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ncp_core::layout::{Roots, Settings};
+use ncp_core::layout::Roots;
 
 use cli::{Cli, Cmd, RootArgs};
 use container::Ctx;
 use error::{CliError, Result};
 use runner::Runner;
 
-/// The plugin's settings the CLI also reads from Nix's configuration
-/// (nix.conf, NIX_CONFIG), where a flag or NCP_* variable does not give them.
-const NIX_CONF_KEYS: &[&str] = &[
-    "container-state-dir",
-    "container-config-dir",
-    "container-profiles-dir",
-    "container-gcroots-dir",
-    "container-run-dir",
-    "container-legacy-layout",
-    "container-lock-timeout",
-];
-
 fn ctx(r: &RootArgs) -> Result<Ctx> {
-    let conf = ncp_core::nixconf::read(NIX_CONF_KEYS, &|k| std::env::var(k).ok());
-    let pick = |flag: &Option<String>, key: &str| {
-        flag.clone()
-            .or_else(|| conf.get(key).cloned())
-            .unwrap_or_default()
-    };
-    let legacy = match r.container_legacy_layout {
-        Some(b) => b,
-        None => match conf.get("container-legacy-layout") {
-            None => false,
-            Some(v) => ncp_core::nixconf::parse_bool(v).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "nix.conf: container-legacy-layout = {v}: not a boolean"
-                ))
-            })?,
-        },
-    };
-    let lock_timeout = match r.container_lock_timeout {
-        Some(n) => n,
-        None => match conf.get("container-lock-timeout") {
-            None => ncp_core::layout::DEFAULT_LOCK_TIMEOUT_SECS,
-            Some(v) => v.parse().map_err(|_| {
-                CliError::Usage(format!(
-                    "nix.conf: container-lock-timeout = {v}: not a number of seconds"
-                ))
-            })?,
-        },
-    };
-    let s = |o: &Option<String>| o.clone().unwrap_or_default();
-    let roots = Roots::resolve(&Settings {
-        store_dir: s(&r.store_dir),
-        nix_state_dir: s(&r.nix_state_dir),
-        state_dir: pick(&r.container_state_dir, "container-state-dir"),
-        config_dir: pick(&r.container_config_dir, "container-config-dir"),
-        profiles_dir: pick(&r.container_profiles_dir, "container-profiles-dir"),
-        gcroots_dir: pick(&r.container_gcroots_dir, "container-gcroots-dir"),
-        run_dir: pick(&r.container_run_dir, "container-run-dir"),
-        legacy_layout: legacy,
-        lock_timeout_secs: lock_timeout,
-    })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut settings = r
+        .settings
+        .resolve(&|keys| ncp_core::nixconf::read(keys, &|k| std::env::var(k).ok()))
+        .map_err(CliError::Usage)?;
+    settings.store_dir = r.store_dir.clone().unwrap_or_default();
+    settings.nix_state_dir = r.nix_state_dir.clone().unwrap_or_default();
+    let roots = Roots::resolve(&settings).map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Ctx {
         runner: Runner::detect(r.runner, &roots),
-        legacy_layout: legacy,
+        lock_timeout: settings.lock_timeout(),
+        settings,
         roots,
         start_timeout: r
             .timeout
@@ -96,7 +54,6 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
         stop_timeout: r
             .timeout
             .map_or(container::STOP_TIMEOUT, Duration::from_secs),
-        lock_timeout: Duration::from_secs(lock_timeout),
     })
 }
 

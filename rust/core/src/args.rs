@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Args {
     /// The attributes the call gave (not part of the JSON).
@@ -18,9 +18,11 @@ pub struct Args {
     pub given: Vec<String>,
     pub name: String,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     /// Make this existing generation current instead of adding one.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
     /// Go back to the generation before the current one.
     #[serde(default)]
@@ -29,40 +31,55 @@ pub struct Args {
     #[serde(default)]
     pub private_network: bool,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_address: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_address: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_address6: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_address6: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_mac_address: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_bridge: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub forward_ports: Vec<ForwardPort>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub network_namespace: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub macvlans: Vec<String>,
 
     #[serde(default)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub bind_mounts: BTreeMap<String, BindMount>,
     #[serde(default)]
     pub ephemeral: bool,
     /// "no", "identity", "pick" or a number: checked in `spec`.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub private_users: Option<serde_json::Value>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_flags: Vec<String>,
     #[serde(default)]
     pub auto_start: bool,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub additional_capabilities: Vec<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tmpfs: Vec<String>,
     #[serde(default = "yes")]
     pub copy_resolv_conf: bool,
@@ -72,13 +89,14 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ForwardPort {
     #[serde(default = "tcp")]
     pub protocol: String,
     pub host_port: u16,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub container_port: Option<u16>,
 }
 
@@ -86,19 +104,52 @@ fn tcp() -> String {
     "tcp".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BindMount {
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_path: Option<String>,
     #[serde(default = "yes")]
     pub is_read_only: bool,
     /// Defaults to the attribute name, as in NixOS.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mount_point: Option<String>,
 }
 
 impl Args {
+    /// The arguments `{ name = NAME; }` alone (every other attribute at its
+    /// default, as a call that omits it).
+    pub fn named(name: &str) -> Args {
+        Args {
+            given: vec!["name".into()],
+            name: name.into(),
+            system: None,
+            generation: None,
+            rollback: false,
+            private_network: false,
+            host_address: None,
+            local_address: None,
+            host_address6: None,
+            local_address6: None,
+            local_mac_address: None,
+            host_bridge: None,
+            forward_ports: Vec::new(),
+            network_namespace: None,
+            interfaces: Vec::new(),
+            macvlans: Vec::new(),
+            bind_mounts: BTreeMap::new(),
+            ephemeral: false,
+            private_users: None,
+            extra_flags: Vec::new(),
+            auto_start: false,
+            additional_capabilities: Vec::new(),
+            tmpfs: Vec::new(),
+            copy_resolv_conf: true,
+        }
+    }
+
     /// Parses the JSON of the call's attribute set. Errors name the attribute
     /// (`bindMounts./data.hostPath`) and say what was wrong with it.
     pub fn from_json(json: &str) -> Result<Args> {
@@ -181,6 +232,16 @@ mod tests {
             e.starts_with("attribute 'privateNetwork': invalid type: string"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn named_is_a_call_with_only_a_name_and_round_trips() {
+        let a = Args::named("web");
+        let b = Args::from_json(r#"{"name":"web"}"#).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let json = serde_json::to_string(&a).unwrap();
+        let c = Args::from_json(&json).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{:?}", Args { given: a.given.clone(), ..c }));
     }
 
     #[test]

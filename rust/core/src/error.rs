@@ -42,6 +42,10 @@ pub enum Error {
     #[error("{0}")]
     Profile(String),
 
+    /// A call into Nix failed (the plugin rethrows Nix's own error).
+    #[error("{0}")]
+    Nix(String),
+
     #[error("refusing to remove anything: something is mounted at {}; unmount it first (is the container still running?)", paths.iter().map(|p| format!("'{}'", p.display())).collect::<Vec<_>>().join(", "))]
     Mounted { paths: Vec<PathBuf> },
 

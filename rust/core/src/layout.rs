@@ -25,32 +25,7 @@ pub const DEFAULT_RUN_DIR: &str = "/run/nix-container";
 /// The host's resolver configuration, copied in when COPY_RESOLV_CONF=1.
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
-/// What the plugin settings say; empty strings mean "the default".
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    pub store_dir: String,
-    pub nix_state_dir: String,
-    pub state_dir: String,
-    pub config_dir: String,
-    pub profiles_dir: String,
-    pub gcroots_dir: String,
-    pub run_dir: String,
-    pub legacy_layout: bool,
-    /// How long to wait for a profile lock (0: the default).
-    pub lock_timeout_secs: u64,
-}
-
-/// How long the plugin and the CLI wait for a profile lock by default.
-pub const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 60;
-
-impl Settings {
-    pub fn lock_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(match self.lock_timeout_secs {
-            0 => DEFAULT_LOCK_TIMEOUT_SECS,
-            n => n,
-        })
-    }
-}
+pub use crate::settings::{Settings, DEFAULT_LOCK_TIMEOUT_SECS};
 
 /// The resolved roots: every write of the plugin stays below one of them.
 #[derive(Debug, Clone, PartialEq, Eq)]

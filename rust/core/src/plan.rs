@@ -9,15 +9,11 @@ use serde::Serialize;
 use crate::args::Args;
 use crate::conf::Conf;
 use crate::error::{Error, Result};
-use crate::fsutil::{Contents, Dir};
+use crate::fsutil::Dir;
 use crate::layout::{Layout, Roots, Settings, PROFILE_NAME};
 use crate::profile::ProfileDir;
-use crate::profile_lock::{self, ProfileLock};
 use crate::spec::{Spec, Target};
-use crate::{generation, nspawn, rootfs};
-
-/// The most a conf file may hold (ours are a few hundred bytes).
-const MAX_CONF_SIZE: usize = 64 * 1024;
+use crate::{conf_file, generation, nspawn, rootfs};
 
 pub struct Plan {
     pub roots: Roots,
@@ -60,7 +56,12 @@ impl Plan {
     pub fn new(args_json: &str, settings: &Settings) -> Result<Plan> {
         let roots = Roots::resolve(settings)?;
         let args = Args::from_json(args_json)?;
-        let spec = Spec::from_args(&args, &roots.store_dir_str())?;
+        Plan::from_args(&args, roots, settings.lock_timeout())
+    }
+
+    /// The same from typed arguments and resolved roots (the CLI's way in).
+    pub fn from_args(args: &Args, roots: Roots, lock_timeout: std::time::Duration) -> Result<Plan> {
+        let spec = Spec::from_args(args, &roots.store_dir_str())?;
         let layout = roots.container(&spec.name);
         let argv = nspawn::argv(&spec.conf, &roots, &layout);
         Ok(Plan {
@@ -69,7 +70,7 @@ impl Plan {
             layout,
             roots,
             spec,
-            lock_timeout: settings.lock_timeout(),
+            lock_timeout,
             profile: None,
         })
     }
@@ -131,7 +132,7 @@ impl Plan {
         if newest != n {
             return None;
         }
-        if !file_is(&l.config_file, self.conf_text.as_bytes()) {
+        if !conf_file::holds(&l.config_file, &self.conf_text) {
             return None;
         }
         // The GC-root directory is not checked: the start script creates it.
@@ -146,28 +147,10 @@ impl Plan {
         Ok(())
     }
 
-    fn profile_dir(&self) -> Result<&ProfileDir> {
+    pub fn profile_dir(&self) -> Result<&ProfileDir> {
         self.profile
             .as_ref()
             .ok_or_else(|| Error::Profile("internal: the profile directory is not open".into()))
-    }
-
-    /// One attempt at the profile lock; after `waited` without it, the
-    /// timeout error. Ok(None): someone else holds it, try again.
-    pub fn try_lock(&self, waited: std::time::Duration) -> Result<Option<ProfileLock>> {
-        let p = self.profile_dir()?;
-        if let Some(l) = p.try_lock()? {
-            return Ok(Some(l));
-        }
-        match profile_lock::timed_out(&p.dir, &p.name, waited, self.lock_timeout) {
-            Some(e) => Err(e),
-            None => Ok(None),
-        }
-    }
-
-    /// Under the lock: removes what killed writers left.
-    pub fn remove_stale_temps(&self) -> Result<usize> {
-        self.profile_dir()?.remove_stale_temps()
     }
 
     /// The store path the profile resolves to, if any.
@@ -236,22 +219,8 @@ impl Plan {
         let dir = Dir::open_root(&self.roots.config_dir, 0o755)?;
         let file = self.layout.config_file_name();
         if self.system().is_none() {
-            let path = &self.layout.config_file;
-            let bad = |msg: String| Error::Conf {
-                path: path.clone(),
-                msg,
-            };
-            let found = match dir.read_bounded(&file, MAX_CONF_SIZE)? {
-                Contents::Data(bytes) => Some(bytes),
-                Contents::Missing => None,
-                Contents::TooLarge => {
-                    return Err(bad(format!("larger than {MAX_CONF_SIZE} bytes")))
-                }
-                Contents::NotRegular(k) => return Err(bad(format!("it is {}", k.describe()))),
-            };
-            if let Some(bytes) = found {
-                let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
-                self.spec.conf = Conf::parse(&text).map_err(bad)?;
+            if let Some((text, conf)) = conf_file::read_in(&dir, &file)? {
+                self.spec.conf = conf;
                 self.argv = nspawn::argv(&self.spec.conf, &self.roots, &self.layout);
                 self.conf_text = text;
             }
@@ -261,7 +230,7 @@ impl Plan {
             &self.layout,
             self.spec.conf.value("COPY_RESOLV_CONF") == "1",
         )?;
-        dir.replace_file(&file, self.conf_text.as_bytes(), 0o644)
+        conf_file::replace(&dir, &file, &self.conf_text)
     }
 
     /// containerSpec's result: describes the container its arguments give.
@@ -290,29 +259,6 @@ impl Plan {
         // Serialising plain strings, paths and numbers cannot fail.
         serde_json::to_string(&d).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
     }
-}
-
-/// Whether the file holds exactly `want`: open (never following a link,
-/// never waiting on a FIFO), a regular file, one read of one byte more than
-/// `want`, close (std::fs::read would also stat and read to EOF).
-fn file_is(path: &Path, want: &[u8]) -> bool {
-    use nix::fcntl::{open, OFlag};
-    use std::io::Read;
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let Ok(fd) = open(path, flags, nix::sys::stat::Mode::empty()) else {
-        return false;
-    };
-    let mut f = std::fs::File::from(fd);
-    if !f.metadata().is_ok_and(|m| m.file_type().is_file()) {
-        return false;
-    }
-    let mut buf = vec![0u8; want.len() + 1];
-    // Local files return all that is asked for in one read; a short read
-    // just means "different", which takes the full path.
-    let Ok(got) = f.read(&mut buf) else {
-        return false;
-    };
-    &buf[..got] == want
 }
 
 /// The systemd-nspawn argv of container `name` with conf text `conf`, as a

@@ -75,8 +75,18 @@ impl ProfileDir {
         self.dir.child_path(&self.name)
     }
 
-    pub fn lock(&self, timeout: Duration) -> Result<ProfileLock> {
-        ProfileLock::acquire(&self.dir, &self.name, timeout, &mut || false)
+    /// The profile lock, waited for at most `timeout` (asking `interrupted`
+    /// between attempts), then the sweep: under the lock no live writer
+    /// owns a temporary, so every leftover (is_leftover) was left by one
+    /// that was killed, and goes. Every change to a profile starts here.
+    pub fn lock(
+        &self,
+        timeout: Duration,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<ProfileLock> {
+        let lock = ProfileLock::acquire(&self.dir, &self.name, timeout, interrupted)?;
+        self.remove_stale_temps()?;
+        Ok(lock)
     }
 
     /// The lock before removing the whole profile directory: a lock file
@@ -95,11 +105,7 @@ impl ProfileDir {
         if planted {
             self.dir.unlink(&name)?;
         }
-        self.lock(timeout)
-    }
-
-    pub fn try_lock(&self) -> Result<Option<ProfileLock>> {
-        ProfileLock::try_acquire(&self.dir, &self.name)
+        self.lock(timeout, &mut || false)
     }
 
     /// The generation link the profile points at, as a name in this
@@ -237,7 +243,7 @@ impl ProfileDir {
     /// Removes the leftovers (is_leftover) of writers killed mid-change
     /// (the caller holds the profile lock, so no live writer owns them).
     /// Returns how many were removed.
-    pub fn remove_stale_temps(&self) -> Result<usize> {
+    fn remove_stale_temps(&self) -> Result<usize> {
         let mut removed = 0;
         for (file, kind) in self.dir.entries()? {
             let Some(f) = file.to_str() else { continue };
@@ -332,10 +338,53 @@ impl DeleteSpec {
     }
 }
 
+/// `builtins.containerGenerations`: the generations of the container its
+/// argument names (a JSON string, or an object with `name`), as JSON.
+pub fn generations_json(arg_json: &str, roots: &Roots) -> Result<String> {
+    let name = generations_name(arg_json)?;
+    let gens = match ProfileDir::open(roots, &roots.container(&name))? {
+        Some(p) => p.list()?,
+        None => Vec::new(),
+    };
+    serde_json::to_string(&gens).map_err(|e| Error::Args(e.to_string()))
+}
+
+/// The container name a containerGenerations argument gives.
+fn generations_name(arg_json: &str) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ByName {
+        name: String,
+    }
+    let name = match serde_json::from_str::<String>(arg_json) {
+        Ok(n) => n,
+        Err(_) => {
+            serde_json::from_str::<ByName>(arg_json)
+                .map_err(|e| {
+                    Error::Args(format!("expected a container name or {{ name = \"…\"; }}: {e}"))
+                })?
+                .name
+        }
+    };
+    crate::name::validate(&name)?;
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layout::Settings;
+
+    #[test]
+    fn generations_take_a_name_or_a_set() {
+        assert_eq!(generations_name("\"web\"").unwrap(), "web");
+        assert_eq!(generations_name("{\"name\":\"web\"}").unwrap(), "web");
+        assert!(generations_name("{\"name\":\"Web\"}")
+            .unwrap_err()
+            .to_string()
+            .contains("upper-case"));
+        assert!(generations_name("{\"nam\":\"web\"}").is_err());
+    }
 
     fn gens(numbers: &[(u64, i64)], current: u64) -> Vec<Generation> {
         numbers

@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use ncp_core::decide::{decide, Action, Decision, Facts};
-use ncp_core::fsutil::{Contents, Dir};
+use ncp_core::fsutil::Dir;
+use crate::recipe::Recipes;
 use ncp_core::name;
 use serde::Serialize;
 
@@ -74,22 +75,8 @@ fn apply_declared(c: &Container, declared: Option<bool>, dry_run: bool) -> Resul
     Ok(d)
 }
 
-/// Where `apply --declared` remembers what the configuration declared
-/// (beside the conf files; not a *.conf, so stock tools do not list it).
-const DECLARED: &str = ".nix-container-declared";
-
 pub fn previously_declared(ctx: &Ctx) -> Result<BTreeSet<String>> {
-    let Some(d) = Dir::open_existing_root(&ctx.roots.config_dir)? else {
-        return Ok(BTreeSet::new());
-    };
-    Ok(match d.read_bounded(DECLARED, 1 << 20)? {
-        Contents::Data(b) => String::from_utf8_lossy(&b)
-            .lines()
-            .filter(|n| name::validate(n).is_ok())
-            .map(String::from)
-            .collect(),
-        _ => BTreeSet::new(),
-    })
+    Recipes::new(&ctx.roots).declared()
 }
 
 /// The hook: does what each container's last change needs. With
@@ -159,12 +146,7 @@ pub fn apply(
         }
     }
     if let (Some(d), false) = (&declared, dry_run) {
-        let text: String = d.iter().map(|n| format!("{n}\n")).collect();
-        Dir::open_root(&ctx.roots.config_dir, 0o755)?.replace_file(
-            DECLARED,
-            text.as_bytes(),
-            0o644,
-        )?;
+        Recipes::new(&ctx.roots).save_declared(d)?;
     }
     let failed_n = results.iter().filter(|r| r.error.is_some()).count();
     if failed_n > 0 {

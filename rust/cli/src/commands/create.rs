@@ -1,323 +1,29 @@
-//! create and update: a container's system is recorded through the plugin,
-//! by `nix` (with the plugin loaded) evaluating nix-plugin/'s config route
-//! or, for a flake (built first, purely unless --impure, as nixos-container
-//! does) and a store path, a call of builtins.containerProfile: one code
-//! path writes container state, however it is reached. Nix's build progress
-//! is shown (its stderr is ours).
-
-//!
-//! What a container was created from is kept beside its conf file, in the
-//! host-owned config directory: NAME.source.json (and, for a configuration
-//! given as text or file, the module NAME.nix, which `update` evaluates
-//! again; it may be edited). nixos-container keeps the configuration in the
-//! container's own /etc/nixos, where the container's root can change what
-//! host root then evaluates; here the container never sees it.
+//! create and update: nixos-container's commands and flags, made into a
+//! recipe (recipe.rs: what the container is built from, kept beside its
+//! conf) and the containerProfile call through the plugin (nix_command.rs):
+//! one code path writes container state, however it is reached.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use ncp_core::fsutil::{Contents, Dir};
+use ncp_core::args::{Args, ForwardPort};
 use ncp_core::name;
-use serde::{Deserialize, Serialize};
 
-use crate::cli::{CreateArgs, NixFlags, SourceArgs, UpdateArgs};
+use crate::cli::{CreateArgs, SourceArgs, UpdateArgs};
 use crate::commands::apply::{apply_one, said};
 use crate::container::Ctx;
 use crate::error::{failed, CliError, Result};
+use crate::nix_command::{self, check_flags};
 use crate::output::print_json;
+use crate::recipe::{Recipe, Recipes};
 use crate::say;
 
 /// nixos-container's default flake attribute.
 const DEFAULT_ATTR: &str = "container";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", tag = "kind")]
-enum Recipe {
-    /// nixosConfigurations.ATTR of a flake.
-    Flake {
-        flake: String,
-        attr: String,
-        args: serde_json::Value,
-    },
-    /// NAME.nix beside the conf, evaluated with eval-config.
-    Config {
-        nixos_path: Option<String>,
-        args: serde_json::Value,
-    },
-    /// A store path as it is.
-    System {
-        system: String,
-        args: serde_json::Value,
-    },
-}
-
-pub fn recipe_file(n: &str) -> String {
-    format!("{n}.source.json")
-}
-
-pub fn module_file(n: &str) -> String {
-    format!("{n}.nix")
-}
-
-fn read_recipe(ctx: &Ctx, n: &str) -> Result<Option<Recipe>> {
-    let Some(d) = Dir::open_existing_root(&ctx.roots.config_dir)? else {
-        return Ok(None);
-    };
-    match d.read_bounded(&recipe_file(n), 1 << 20)? {
-        Contents::Data(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| failed(format!("{}: {e}", d.child_path(&recipe_file(n)).display()))),
-        _ => Ok(None),
-    }
-}
-
-/// The plugin file to load (None: Nix's own configuration loads it):
-/// `--plugin` (or NCP_PLUGIN), nix.conf's plugin-files naming it, the one
-/// installed beside this program (package.nix's layout). When there is none,
-/// one line says so before Nix runs (Nix would warn about every setting it
-/// does not know, then fail on the missing builtin).
-fn plugin_file(flags: &NixFlags) -> Result<Option<PathBuf>> {
-    if let Some(p) = &flags.plugin {
-        if !p.is_file() {
-            return Err(failed(format!("--plugin {}: no such file", p.display())));
-        }
-        return Ok(Some(p.clone()));
-    }
-    let configured = ncp_core::nixconf::read(&["plugin-files"], &|k| std::env::var(k).ok());
-    let configured = configured
-        .get("plugin-files")
-        .map(String::as_str)
-        .unwrap_or("");
-    if configured.contains("nix-container-plugin") {
-        return Ok(None);
-    }
-    let exe = std::env::current_exe().ok();
-    let prefix = exe.as_deref().and_then(|e| e.parent()?.parent());
-    if let Some(p) = prefix.map(|d| d.join("lib/nix/plugins/nix-container-plugin.so")) {
-        if p.exists() {
-            return Ok(Some(p));
-        }
-    }
-    // Some other plugin-files: perhaps ours under another name; Nix says.
-    if !configured.trim().is_empty() {
-        return Ok(None);
-    }
-    Err(failed(format!(
-        "no nix-container-plugin to load: nix.conf's plugin-files does not name it, none is \
-         installed beside this program ({}/lib/nix/plugins), and neither --plugin nor \
-         NCP_PLUGIN gives one",
-        prefix.map_or_else(|| "PREFIX".into(), |p| p.display().to_string())
-    )))
-}
-
-/// nix-plugin/ (the library with the routes).
-fn library_dir() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("NCP_LIBRARY") {
-        return Ok(PathBuf::from(p));
-    }
-    let installed = std::env::current_exe().ok().and_then(|e| {
-        Some(
-            e.parent()?
-                .parent()?
-                .join("share/nix-container-plugin/nix-plugin"),
-        )
-    });
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nix-plugin");
-    installed
-        .filter(|p| p.join("default.nix").exists())
-        .or_else(|| source.join("default.nix").exists().then_some(source))
-        .ok_or_else(|| failed("cannot find nix-plugin/ (the library): set NCP_LIBRARY"))
-}
-
-/// `nix` with the user's Nix flags; with `ctx`, the plugin loaded and
-/// pointed at our roots; with `flake`, the flake flags and --impure (a
-/// flake is evaluated purely unless asked, as nixos-container does).
-fn nix_cmd(
-    ctx: Option<&Ctx>,
-    program: &str,
-    sub: &[&str],
-    flags: &NixFlags,
-    flake: bool,
-) -> Result<Command> {
-    let mut c = Command::new(program);
-    if program == "nix" {
-        c.args(["--extra-experimental-features", "nix-command flakes"]);
-    }
-    if let Some(ctx) = ctx {
-        // Before the subcommand: the plugin declares the settings below.
-        if let Some(p) = plugin_file(flags)? {
-            c.arg("--plugin-files").arg(p);
-        }
-        for (k, v) in ctx.roots.by_setting() {
-            c.arg("--option").arg(k).arg(v);
-        }
-        let legacy = if ctx.legacy_layout { "true" } else { "false" };
-        c.args(["--option", "container-legacy-layout", legacy]);
-        c.args(["--option", "container-lock-timeout"])
-            .arg(ctx.lock_timeout.as_secs().to_string());
-    }
-    c.args(sub);
-    for kv in flags.option.chunks(2) {
-        c.arg("--option").args(kv);
-    }
-    if let Some(f) = &flags.log_format {
-        c.args(["--log-format", f]);
-    }
-    if flake {
-        if flags.impure {
-            c.arg("--impure");
-        }
-        for i in &flags.update_input {
-            c.args(["--update-input", i]);
-        }
-        for kv in flags.override_input.chunks(2) {
-            c.arg("--override-input").args(kv);
-        }
-        for (set, f) in [
-            (flags.commit_lock_file, "--commit-lock-file"),
-            (flags.no_registries, "--no-registries"),
-            (flags.no_update_lock_file, "--no-update-lock-file"),
-            (flags.no_write_lock_file, "--no-write-lock-file"),
-            (flags.no_allow_dirty, "--no-allow-dirty"),
-            (flags.recreate_lock_file, "--recreate-lock-file"),
-        ] {
-            if set {
-                c.arg(f);
-            }
-        }
-    }
-    // Nix's progress and errors are the user's to see.
-    c.stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .stdout(Stdio::piped());
-    Ok(c)
-}
-
-/// The plugin's settings are this tool's flags: it passes them to Nix
-/// itself, and Nix would not take a second value alike on every version
-/// (2.35 keeps the first of a plugin's setting given twice, 2.8 the last).
-fn check_flags(flags: &NixFlags) -> Result<()> {
-    for kv in flags.option.chunks(2) {
-        if kv[0].starts_with("container-") {
-            return Err(CliError::Usage(format!(
-                "--option {}: give it as nix-container's --{} (or in nix.conf)",
-                kv[0], kv[0]
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Runs `c`; its stdout.
-fn output(mut c: Command, n: &str, what: &str) -> Result<Vec<u8>> {
-    let out = c.output().map_err(|source| CliError::Spawn {
-        what: what.into(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(failed(format!(
-            "container '{n}': {what} failed ({}); see its messages above",
-            out.status
-        )));
-    }
-    Ok(out.stdout)
-}
-
-/// `p` as a Nix path expression; only plain absolute paths are written into
-/// Nix code (anything else crosses as data).
-fn nix_path_literal(p: &Path) -> Result<String> {
-    let s = p
-        .canonicalize()
-        .map_err(|e| failed(format!("{}: {e}", p.display())))?
-        .to_str()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
-    if !plain {
-        return Err(failed(format!(
-            "the library path '{}' has characters Nix paths cannot hold; set NCP_LIBRARY",
-            p.display()
-        )));
-    }
-    Ok(s)
-}
-
-/// A flake's nixosConfigurations.ATTR, built: its system's store path.
-/// Evaluated purely unless --impure (containerProfile, which writes, is
-/// then called with the path). The check is nix-plugin's systemOfFlake's.
-fn flake_system(n: &str, flake: &str, attr: &str, flags: &NixFlags) -> Result<String> {
-    let mut eval = nix_cmd(None, "nix", &["eval", "--raw"], flags, true)?;
-    eval.arg(format!("{flake}#nixosConfigurations.\"{attr}\""));
-    eval.arg("--apply").arg(format!(
-        "c: if c.config.boot.isContainer or false then c.config.system.build.toplevel.drvPath \
-         else throw \"nixosConfigurations.{attr} does not set boot.isContainer = true, which a \
-         container's system needs\""
-    ));
-    let drv = String::from_utf8_lossy(&output(eval, n, "nix eval")?)
-        .trim()
-        .to_owned();
-    // Flags only: the flake flags are not nix-store's.
-    let mut realise = nix_cmd(None, "nix-store", &["--realise"], flags, false)?;
-    realise.arg(&drv);
-    let out = output(realise, n, "nix-store --realise")?;
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .map(str::to_owned)
-        .ok_or_else(|| failed(format!("container '{n}': building {drv} gave no path")))
-}
-
-/// Builds `recipe` and calls containerProfile for container `n`; its result.
-fn build(ctx: &Ctx, n: &str, recipe: &Recipe, flags: &NixFlags) -> Result<serde_json::Value> {
-    let mut c = nix_cmd(
-        Some(ctx),
-        "nix",
-        &["eval", "--impure", "--json"],
-        flags,
-        false,
-    )?;
-    // Arguments cross as JSON in the environment: no quoting of Nix code.
-    let read = "builtins.fromJSON (builtins.getEnv \"NCP_CREATE\")";
-    let profile = format!(
-        "let a = {read}; in builtins.containerProfile (a.args // {{ system = a.system; }})"
-    );
-    match recipe {
-        Recipe::Flake { flake, attr, args } => {
-            let system = flake_system(n, flake, attr, flags)?;
-            c.arg("--expr").arg(profile);
-            c.env(
-                "NCP_CREATE",
-                serde_json::json!({ "args": args, "system": system }).to_string(),
-            );
-        }
-        Recipe::Config { nixos_path, args } => {
-            let module = ctx.roots.config_dir.join(module_file(n));
-            c.arg("--expr").arg(format!(
-                "let a = {read}; nixos = if a.nixos == null then <nixpkgs/nixos> else /. + a.nixos; in \
-                 (import {lib} {{ evalConfig = import (nixos + \"/lib/eval-config.nix\"); }}).fromConfig \
-                 (a.args // {{ modules = [ (/. + a.module) ]; }})",
-                lib = nix_path_literal(&library_dir()?)?
-            ));
-            c.env(
-                "NCP_CREATE",
-                serde_json::json!({ "args": args, "module": module, "nixos": nixos_path })
-                    .to_string(),
-            );
-        }
-        Recipe::System { system, args } => {
-            c.arg("--expr").arg(profile);
-            c.env(
-                "NCP_CREATE",
-                serde_json::json!({ "args": args, "system": system }).to_string(),
-            );
-        }
-    }
-    let out = output(c, n, "nix eval")?;
-    serde_json::from_slice(&out)
-        .map_err(|e| failed(format!("container '{n}': nix printed no result ({e})")))
+/// Builds `recipe` and records it through the plugin; its result.
+fn build(ctx: &Ctx, n: &str, recipe: &Recipe, a: &SourceArgs) -> Result<serde_json::Value> {
+    let module = Recipes::new(&ctx.roots).module_path(n);
+    nix_command::container_profile(&ctx.settings, n, recipe, &module, &a.nix)
 }
 
 /// Addresses other containers' conf files use.
@@ -336,8 +42,9 @@ fn used_addresses(ctx: &Ctx) -> Result<BTreeSet<String>> {
     Ok(used)
 }
 
-/// `--port`: [PROTOCOL:]HOSTPORT[:CONTAINERPORT],… into forwardPorts.
-fn parse_ports(spec: &str) -> Result<Vec<serde_json::Value>> {
+/// `--port`: [PROTOCOL:]HOSTPORT[:CONTAINERPORT],… into forwardPorts,
+/// checked by the plugin's own port rule (core spec.rs).
+fn parse_ports(spec: &str) -> Result<Vec<ForwardPort>> {
     spec.split(',')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -351,23 +58,25 @@ fn parse_ports(spec: &str) -> Result<Vec<serde_json::Value>> {
                     "--port {spec}: '{p}' is not [tcp|udp:]HOSTPORT[:CONTAINERPORT]"
                 ))
             };
-            let port = |s: &str| s.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
-            match rest {
-                [h] => Ok(serde_json::json!({ "protocol": proto, "hostPort": port(h)? })),
-                [h, c] => Ok(serde_json::json!({ "protocol": proto, "hostPort": port(h)?, "containerPort": port(c)? })),
-                _ => Err(bad()),
-            }
+            let port = |s: &str| s.parse::<u16>().map_err(|_| bad());
+            let fp = match rest {
+                [h] => ForwardPort { protocol: proto.into(), host_port: port(h)?, container_port: None },
+                [h, c] => ForwardPort {
+                    protocol: proto.into(),
+                    host_port: port(h)?,
+                    container_port: Some(port(c)?),
+                },
+                _ => return Err(bad()),
+            };
+            ncp_core::spec::forward_port(&fp)
+                .map_err(|(_, why)| CliError::Usage(format!("--port {spec}: '{p}': {why}")))?;
+            Ok(fp)
         })
         .collect()
 }
 
 /// The recipe the flags give (None: none given).
-fn recipe_of(
-    ctx: &Ctx,
-    n: &str,
-    s: &SourceArgs,
-    args: serde_json::Value,
-) -> Result<Option<Recipe>> {
+fn recipe_of(ctx: &Ctx, n: &str, s: &SourceArgs, args: Args) -> Result<Option<Recipe>> {
     if let Some(f) = &s.flake {
         // As nixos-container: REF#ATTR, ATTR defaulting to "container".
         let (flake, attr) = match f.rsplit_once('#') {
@@ -426,11 +135,7 @@ fn recipe_of(
         "# Written by `nix-container create/update {n}`; edit it and run `nix-container update {n}`.\n\
          {{ config, lib, pkgs, ... }}:\n{{\n  networking.useDHCP = false;\n  {body}\n}}\n"
     );
-    Dir::open_root(&ctx.roots.config_dir, 0o755)?.replace_file(
-        &module_file(n),
-        module.as_bytes(),
-        0o600,
-    )?;
+    Recipes::new(&ctx.roots).write_module(n, &module)?;
     Ok(Some(Recipe::Config {
         nixos_path: nixos_path(s)?,
         args,
@@ -447,12 +152,6 @@ fn nixos_path(s: &SourceArgs) -> Result<Option<String>> {
                 .map_err(|e| CliError::Usage(format!("--nixos-path {p}: {e}")))
         })
         .transpose()
-}
-
-fn save_recipe(ctx: &Ctx, n: &str, r: &Recipe) -> Result<()> {
-    let text = serde_json::to_vec_pretty(r).map_err(|e| failed(e.to_string()))?;
-    Dir::open_root(&ctx.roots.config_dir, 0o755)?.replace_file(&recipe_file(n), &text, 0o644)?;
-    Ok(())
 }
 
 fn exists(ctx: &Ctx, n: &str) -> bool {
@@ -477,8 +176,6 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
     }
     // As nixos-container: a private network, with the next free
     // 10.233.N.1/.2 unless addresses are given.
-    let mut args =
-        serde_json::json!({ "name": n, "privateNetwork": true, "autoStart": a.auto_start });
     let (host, local) = match (&a.host_address, &a.local_address, &a.bridge) {
         (Some(h), Some(l), _) => (h.clone(), l.clone()),
         (None, Some(l), Some(_)) => (String::new(), l.clone()),
@@ -501,14 +198,19 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
             (format!("10.233.{nr}.1"), format!("10.233.{nr}.2"))
         }
     };
+    let mut args = Args {
+        private_network: true,
+        auto_start: a.auto_start,
+        local_address: Some(local.clone()),
+        ..Args::named(&n)
+    };
     if let Some(b) = &a.bridge {
-        args["hostBridge"] = b.clone().into();
+        args.host_bridge = Some(b.clone());
     } else {
-        args["hostAddress"] = host.clone().into();
+        args.host_address = Some(host.clone());
     }
-    args["localAddress"] = local.clone().into();
     if let Some(p) = &a.port {
-        args["forwardPorts"] = parse_ports(p)?.into();
+        args.forward_ports = parse_ports(p)?;
     }
     let source = SourceArgs {
         config: a.source.config.clone().or_else(|| {
@@ -524,16 +226,15 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
     };
     let recipe = recipe_of(ctx, &n, &source, args)?
         .ok_or_else(|| failed("no configuration, flake or system given"))?;
-    let result = match build(ctx, &n, &recipe, &a.source.nix) {
+    let recipes = Recipes::new(&ctx.roots);
+    let result = match build(ctx, &n, &recipe, &source) {
         Ok(r) => r,
         Err(e) => {
-            if let Some(d) = Dir::open_existing_root(&ctx.roots.config_dir)? {
-                let _ = d.unlink(&module_file(&n));
-            }
+            let _ = recipes.remove_module(&n);
             return Err(e);
         }
     };
-    save_recipe(ctx, &n, &recipe)?;
+    recipes.save(&n, &recipe)?;
     eprintln!(
         "host IP is {}, container IP is {local}",
         if a.bridge.is_some() {
@@ -561,12 +262,11 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
     let n = c.name().to_owned();
     check_flags(&a.source.nix)?;
 
-    let old = read_recipe(ctx, &n)?;
+    let recipes = Recipes::new(&ctx.roots);
+    let old = recipes.read(&n)?;
     let args = match &old {
-        Some(
-            Recipe::Flake { args, .. } | Recipe::Config { args, .. } | Recipe::System { args, .. },
-        ) => args.clone(),
-        None => serde_json::json!({ "name": n }),
+        Some(r) => r.args().clone(),
+        None => Args::named(&n),
     };
     // A flag not given keeps what was recorded: the module (re-read, as
     // edited), the flake, the nixpkgs it was evaluated with.
@@ -592,8 +292,8 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
             )))
         }
     };
-    let result = build(ctx, &n, &recipe, &a.source.nix)?;
-    save_recipe(ctx, &n, &recipe)?;
+    let result = build(ctx, &n, &recipe, &a.source)?;
+    recipes.save(&n, &recipe)?;
     if a.json {
         print_json(&result)?;
     } else {

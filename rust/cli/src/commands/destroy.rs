@@ -8,7 +8,7 @@ use std::path::Path;
 use ncp_core::fsutil::Dir;
 
 use crate::commands::apply::previously_declared;
-use crate::commands::create::{module_file, recipe_file};
+use crate::recipe::Recipes;
 use crate::commands::lifecycle;
 
 use crate::container::Container;
@@ -82,10 +82,8 @@ pub fn destroy(c: &Container) -> Result<()> {
     }
     // The conf file last, so that an interrupted destroy still lists the
     // container and can be run again.
+    Recipes::new(&c.ctx.roots).forget(c.name())?;
     if let Some(d) = Dir::open_existing_root(&c.ctx.roots.config_dir)? {
-        for f in [module_file(c.name()), recipe_file(c.name())] {
-            d.unlink(&f)?;
-        }
         d.unlink(&c.layout.config_file_name())?;
     }
     say!("{}: destroyed", c.name());

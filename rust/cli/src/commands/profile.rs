@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use ncp_core::generation::switch_target;
+use ncp_core::args::Args;
+use ncp_core::container_profile::{self, SwitchOnly};
+use ncp_core::plan::Plan;
 use ncp_core::profile::{DeleteSpec, ProfileDir};
 use ncp_core::profile_lock::ProfileLock;
 
@@ -12,7 +14,7 @@ use crate::error::{failed, CliError, Result};
 use crate::output::print_json;
 use crate::say;
 
-/// The container's profile directory and its lock.
+/// The container's profile directory and its lock (the sweep done).
 pub fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
     let Some(p) = c.profile_dir()? else {
         return Err(failed(format!(
@@ -21,24 +23,27 @@ pub fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
             c.layout.profile_dir.display()
         )));
     };
-    let lock = p.lock(c.ctx.lock_timeout)?;
-    // Under the lock no live writer owns a temporary: what is there was
-    // left by one that was killed.
-    p.remove_stale_temps()?;
+    let lock = p.lock(c.ctx.lock_timeout, &mut || false)?;
     Ok((p, lock))
 }
 
-/// Switches the profile (to `to`, or the previous generation), then applies.
+/// Switches the profile (to `to`, or the previous generation) with the
+/// steps builtins.containerProfile takes for `generation`/`rollback` (core
+/// container_profile.rs: lock and sweep, root and conf, switch), then
+/// applies.
 pub fn rollback(c: &Container, to: Option<u64>, json: bool) -> Result<()> {
-    let (from, n) = {
-        let (p, _lock) = lock(c)?;
-        let numbers: Vec<u64> = p.list()?.iter().map(|g| g.number).collect();
-        let cur = p.current()?;
-        let n = switch_target(&numbers, cur, to)
-            .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
-        p.switch_to(n)?;
-        (cur, n)
+    if c.profile_dir()?.is_none() {
+        lock(c)?; // its error: no profile directory
+    }
+    let args = Args {
+        generation: to,
+        rollback: to.is_none(),
+        ..Args::named(c.name())
     };
+    let mut plan = Plan::from_args(&args, c.ctx.roots.clone(), c.ctx.lock_timeout)?;
+    let done = container_profile::run(&mut plan, &SwitchOnly)
+        .map_err(|e| failed(format!("container '{}': {e}", c.name())))?;
+    let (from, n) = (done.from, done.outcome.generation);
     if !json {
         say!(
             "{}: switched from generation {} to {n}",
