@@ -8,6 +8,24 @@
 // first appeared in a release marks that release (NCP_NIX_API below).
 #pragma once
 
+// The version rules that need no Nix header, from the minor version meson
+// passes (the loader, which must link nothing of Nix, includes only these:
+// it defines NCP_COMPAT_RULES_ONLY).
+#ifndef NCP_NIX_MINOR
+#  error "NCP_NIX_MINOR (the minor version of the Nix built against) must be defined"
+#endif
+// Supported: Nix 2.8 (Debian 12's) and 2.26 to 2.35. Nix 2.9 to 2.25 have
+// the flat headers of 2.8 and would compile as if they were 2.8, untested.
+#if NCP_NIX_MINOR > 8 && NCP_NIX_MINOR < 26
+#  error "nix-container-plugin builds against Nix 2.8 and 2.26 to 2.35; Nix 2.9 to 2.25 are not supported"
+#endif
+// Nix calls a plugin's nix_plugin_entry() right after loading it from 2.26
+// on (read in 2.26's libmain/plugin.cc); the loader of older ones loads the
+// plugin proper at static initialisation.
+#define NCP_NIX_CALLS_PLUGIN_ENTRY (NCP_NIX_MINOR >= 26)
+
+#ifndef NCP_COMPAT_RULES_ONLY
+
 #if __has_include(<nix/expr/eval.hh>)
 // Nix 2.28+: headers in per-library subdirectories, config headers inside.
 #  if __has_include(<nix/util/fun.hh>)
@@ -67,11 +85,9 @@
 
 // The detection must agree with the version pkg-config reports (meson passes
 // its minor number): the compile matrix then proves each tier's choice.
-#ifdef NCP_NIX_MINOR
 static_assert(NCP_NIX_API == (NCP_NIX_MINOR >= 34 ? 234 : NCP_NIX_MINOR >= 33 ? 233 : NCP_NIX_MINOR >= 30 ? 230
                               : NCP_NIX_MINOR >= 28 ? 228 : NCP_NIX_MINOR >= 26 ? 226 : 208),
     "the Nix headers found do not match the Nix version pkg-config reports");
-#endif
 
 #include <algorithm>
 #include <filesystem>
@@ -332,3 +348,5 @@ struct RegisterPrimOp
 };
 
 }
+
+#endif // NCP_COMPAT_RULES_ONLY

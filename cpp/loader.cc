@@ -11,6 +11,10 @@
 
 #include "ncp/loader.hh"
 
+// The version rules only (NCP_NIX_CALLS_PLUGIN_ENTRY): no Nix header here.
+#define NCP_COMPAT_RULES_ONLY
+#include "compat.hh"
+
 #ifndef NCP_NIX_VERSION
 #error "NCP_NIX_VERSION (the Nix version the plugin is built for) must be defined"
 #endif

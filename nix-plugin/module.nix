@@ -18,6 +18,7 @@
 { config, lib, pkgs, ... }:
 let
   cfg = config.services.nix-container-plugin;
+  pluginSettings = builtins.fromJSON (builtins.readFile ./settings.json);
   inherit (lib) mkOption mkEnableOption mkIf types;
 
   library = import ./. { inherit (cfg) evalConfig; };
@@ -72,12 +73,10 @@ in
       type = types.attrsOf (types.oneOf [ types.str types.bool types.int ]);
       default = { };
       example = { container-state-dir = "/srv/containers"; container-legacy-layout = true; };
-      description = ''
-        Plugin settings (container-state-dir, container-config-dir,
-        container-profiles-dir, container-gcroots-dir, container-run-dir,
-        container-legacy-layout, container-lock-timeout), written to nix.conf,
-        where Nix and the nix-container CLI both read them.
-      '';
+      # Documented from the plugin's one settings table (rust/core
+      # settings.rs; settings.json is its copy, kept equal by a test).
+      description = "Plugin settings, written to nix.conf, where Nix and the nix-container CLI both read them:"
+        + lib.concatMapStrings (s: "\n- `${s.name}` (${s.kind}; default: ${s.default_doc}): ${s.doc}") pluginSettings;
     };
     containers = mkOption {
       default = { };

@@ -498,3 +498,20 @@ fn the_apply_unit_runs_with_nixos_path_and_retires_removed_containers() {
     );
     assert!(booted.stop().success());
 }
+
+/// The module documents every plugin setting from the core's table (its
+/// copy nix-plugin/settings.json), with the table's defaults.
+#[test]
+fn the_modules_settings_documentation_comes_from_the_table() {
+    let env = Env::new();
+    let h = host(&env, "{ }", "");
+    let doc = env.eval_json(&format!(
+        "let d = {h}.options.services.nix-container-plugin.settings.description; in d.text or d"
+    ));
+    let doc = doc.as_str().unwrap();
+    for row in ncp_core::settings::TABLE {
+        let line = format!("- `{}` (", row.name);
+        assert!(doc.contains(&line), "{} is not documented:\n{doc}", row.name);
+        assert!(doc.contains(row.default_doc), "{doc}");
+    }
+}
