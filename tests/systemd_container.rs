@@ -375,3 +375,51 @@ fn a_failed_unit_makes_it_degraded_and_still_up() {
         "{long}"
     );
 }
+
+/// Two systemd containers started side by side by the direct runner each
+/// get a cgroup of their own (cgroup.rs): sharing systemd-nspawn's one
+/// `payload` group, their systemds removed each other's unit groups, and a
+/// boot failed now and then with "Failed to attach to cgroup … No such file
+/// or directory" (seen as a flaky `degraded`).
+#[test]
+fn containers_started_side_by_side_have_cgroups_of_their_own() {
+    let env = Env::new();
+    let names = ["sdcga", "sdcgb"];
+    let _stop = StopOnDrop(&env, &names);
+    for n in names {
+        prepare(&env, n, n, &[], "");
+    }
+    let starts: Vec<_> = names
+        .iter()
+        .map(|n| {
+            env.cli_cmd(&["start", n])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for s in starts {
+        let out = s.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let group = |n: &str| {
+        let s = env.cli_json(&["status", "--json", n]);
+        let pid = s["leader"].as_i64().expect("leader pid");
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        // The hierarchy systemd manages: the named v1 one, else v2's.
+        let line = text.lines().find(|l| l.contains(":name=systemd:"));
+        line.or_else(|| text.lines().find(|l| l.starts_with("0::")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (a, b) = (group(names[0]), group(names[1]));
+    assert_ne!(a, b, "both containers in one cgroup");
+    for (n, g) in [(names[0], &a), (names[1], &b)] {
+        assert!(
+            g.contains(&format!("nix-container.{n}/")) || g.contains(&format!("container@{n}.service")),
+            "{n}: {g}"
+        );
+        assert_eq!(system_state(&env, n), "running");
+    }
+}

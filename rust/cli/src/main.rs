@@ -6,6 +6,7 @@
 //! linkage: profiles are read and switched with Nix's own on-disk rules and
 //! lock.
 
+mod cgroup;
 mod cli;
 mod commands;
 mod container;
@@ -119,7 +120,11 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::ExecNspawn { name } => return Err(commands::exec_nspawn(&c(name)?)),
         Cmd::NetworkUp { name } => commands::network_up(&c(name)?)?,
         Cmd::NetworkPlan { name } => commands::network_plan(&c(name)?)?,
-        Cmd::Monitor { name } => monitor::run(&c(name)?.records())?,
+        Cmd::Monitor { name } => {
+            monitor::run(&c(name)?.records())?;
+            // systemd-nspawn has exited: its cgroups are empty (cgroup.rs).
+            cgroup::remove(name);
+        }
         Cmd::Completions { .. } | Cmd::Man => {}
     }
     Ok(error::code::OK)

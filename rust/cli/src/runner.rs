@@ -531,8 +531,15 @@ fn spawn_direct(c: &Instance, conf: &Conf) -> Result<Spawned> {
         .console
         .try_clone()
         .map_err(|e| failed(format!("dup: {e}")))?;
+    // Its own cgroup: see cgroup.rs.
+    let groups = crate::cgroup::prepare(c.name())?;
+    let mut cmd = Command::new(&argv[0]);
+    // SAFETY: between fork and exec only open, write and close (cgroup::join).
+    unsafe {
+        cmd.pre_exec(move || crate::cgroup::join(&groups));
+    }
     // No machined without systemd as PID 1: do not register.
-    let child = Command::new(&argv[0])
+    let child = cmd
         .arg("--register=no")
         .args(&argv[1..])
         .envs(nspawn::ENV.iter().copied())
