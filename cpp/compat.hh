@@ -14,17 +14,32 @@
 #ifndef NCP_NIX_MINOR
 #  error "NCP_NIX_MINOR (the minor version of the Nix built against) must be defined"
 #endif
-// Supported: Nix 2.8 (Debian 12's) and 2.26 to 2.35. Nix 2.9 to 2.25 have
-// the flat headers of 2.8 and would compile as if they were 2.8, untested.
-#if NCP_NIX_MINOR > 8 && NCP_NIX_MINOR < 26
-#  error "nix-container-plugin builds against Nix 2.8 and 2.26 to 2.35; Nix 2.9 to 2.25 are not supported"
+// NCP_LIX: built against Lix (meson: 1 when it found lix-expr, not nix-expr).
+#ifndef NCP_LIX
+#  define NCP_LIX 0
+#endif
+// Supported: Nix 2.8 (Debian 12's) and 2.26 to 2.35, and Lix 2.95. Nix 2.9
+// to 2.25 have the flat headers of 2.8 and would compile as if they were
+// 2.8, untested.
+#if NCP_LIX
+#  if NCP_NIX_MINOR < 95
+#    error "nix-container-plugin builds against Lix 2.95 (and Nix 2.8, 2.26 to 2.35); older Lix is not supported"
+#  endif
+#elif NCP_NIX_MINOR > 8 && NCP_NIX_MINOR < 26
+#  error "nix-container-plugin builds against Nix 2.8 and 2.26 to 2.35 (and Lix 2.95); Nix 2.9 to 2.25 are not supported"
 #endif
 // Nix calls a plugin's nix_plugin_entry() right after loading it from 2.26
-// on (read in 2.26's libmain/plugin.cc); the loader of older ones loads the
-// plugin proper at static initialisation.
-#define NCP_NIX_CALLS_PLUGIN_ENTRY (NCP_NIX_MINOR >= 26)
+// on (read in 2.26's libmain/plugin.cc), Lix always; the loader of older
+// ones loads the plugin proper at static initialisation.
+#define NCP_NIX_CALLS_PLUGIN_ENTRY (NCP_LIX || NCP_NIX_MINOR >= 26)
+// The implementation's name, for the loader's messages.
+#define NCP_NIX_NAME (NCP_LIX ? "Lix" : "Nix")
 
 #ifndef NCP_COMPAT_RULES_ONLY
+
+#if NCP_LIX
+#  include "compat-lix.hh"
+#else
 
 #if __has_include(<nix/expr/eval.hh>)
 // Nix 2.28+: headers in per-library subdirectories, config headers inside.
@@ -91,6 +106,7 @@ static_assert(NCP_NIX_API == (NCP_NIX_MINOR >= 34 ? 234 : NCP_NIX_MINOR >= 33 ? 
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -206,6 +222,8 @@ inline nix::Value & listElem(nix::Value & v, size_t i)
 
 inline void copyContext(const nix::Value & v, Context & context) { nix::copyContext(v, context); }
 
+inline nix::Value & attrValue(const nix::Attr & a) { return *a.value; }
+
 // The string a value coerces to (a derivation: its outPath), with its context.
 inline std::string coerceToString(nix::EvalState & state, PosArg pos, nix::Value & v, Context & context)
 {
@@ -243,6 +261,13 @@ inline void mkString(nix::EvalState & state, nix::Value & v, std::string_view s,
 #endif
 }
 
+inline nix::Value * allocValue(nix::EvalState & state) { return state.allocValue(); }
+
+// `v` = `fun arg`, lazily (both stay referenced).
+inline void mkApp(nix::EvalState &, nix::Value & v, nix::Value & fun, nix::Value & arg) { v.mkApp(&fun, &arg); }
+
+inline void parseJSON(nix::EvalState & state, const std::string & json, nix::Value & v) { nix::parseJSON(state, json, v); }
+
 // `out` = the attribute set `base` plus the attributes `make` allocates with
 // alloc(name) (a name in `base` given again is replaced).
 template<typename Make>
@@ -264,7 +289,21 @@ void extendAttrs(nix::EvalState & state, nix::Value & out, nix::Value & base, si
 
 // --- Store and profiles -----------------------------------------------------
 
+inline nix::ref<nix::Store> store(nix::EvalState & state) { return state.store; }
+inline std::string storeDir(nix::Store & store) { return store.storeDir; }
+// The store as a local one (profiles and GC roots live there), if it is.
+inline std::optional<nix::ref<nix::LocalFSStore>> localStore(nix::EvalState & state)
+{
+    auto p = state.store.dynamic_pointer_cast<nix::LocalFSStore>();
+    if (!p) return std::nullopt;
+    return nix::ref<nix::LocalFSStore>(p);
+}
+
 inline void realiseContext(nix::EvalState & state, const Context & context) { (void) state.realiseContext(context); }
+
+inline bool isValidPath(nix::EvalState &, nix::Store & store, const nix::StorePath & path) { return store.isValidPath(path); }
+
+inline void addTempRoot(nix::EvalState &, nix::Store & store, const nix::StorePath & path) { store.addTempRoot(path); }
 
 // Where a store path is on disk (the store may be relocated, e.g. --store DIR).
 inline std::string realPath(nix::LocalFSStore & store, const nix::StorePath & path)
@@ -279,7 +318,7 @@ inline std::string realPath(nix::LocalFSStore & store, const nix::StorePath & pa
 
 // libstore's createGeneration: the new (or newest, if it already points at
 // `path`) generation link of `profile`, with its GC root registered.
-inline std::string createGeneration(nix::ref<nix::LocalFSStore> store, const std::string & profile, const nix::StorePath & path)
+inline std::string createGeneration(nix::EvalState &, nix::ref<nix::LocalFSStore> store, const std::string & profile, const nix::StorePath & path)
 {
 #if NCP_NIX_API >= 226
     return str(nix::createGeneration(*store, profile, path));
@@ -347,6 +386,10 @@ struct RegisterPrimOp
     nix::RegisterPrimOp reg;
 };
 
+inline void registerSettings(nix::Config & config) { static nix::GlobalConfig::Register reg(&config); }
+
 }
+
+#endif // NCP_LIX
 
 #endif // NCP_COMPAT_RULES_ONLY

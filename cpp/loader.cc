@@ -63,13 +63,14 @@ struct Loader
     {
         const std::string * running = runningNixVersion();
         if (!running) {
-            fprintf(stderr, "warning: nix-container-plugin (built for Nix %s) is not loaded: cannot find this Nix's version\n",
-                NCP_NIX_VERSION);
+            fprintf(stderr, "warning: nix-container-plugin (built for %s %s) is not loaded: cannot find this Nix's version\n",
+                NCP_NIX_NAME, NCP_NIX_VERSION);
             return;
         }
-        if (*running != NCP_NIX_VERSION) {
-            fprintf(stderr, "warning: nix-container-plugin was built for Nix %s, but this is Nix %s; its builtins are not available (rebuild it against this Nix)\n",
-                NCP_NIX_VERSION, running->c_str());
+        const char * runningName = dlsym(RTLD_DEFAULT, NCP_LIX_ONLY_SYMBOL) ? "Lix" : "Nix";
+        if (*running != NCP_NIX_VERSION || std::string(runningName) != NCP_NIX_NAME) {
+            fprintf(stderr, "warning: nix-container-plugin was built for %s %s, but this is %s %s; its builtins are not available (rebuild it against this %s)\n",
+                NCP_NIX_NAME, NCP_NIX_VERSION, runningName, running->c_str(), runningName);
             return;
         }
         versionMatches = true;

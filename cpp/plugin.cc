@@ -63,7 +63,7 @@ NCP_PRIMOP_SIGNATURE(prim_nspawnArgs)
         return std::string(compat::stringOf(*a));
     };
     auto json = bridge(state, pos, "containerProfile", [&] { return rs::nspawn_args(str("name"), str("conf"), rustSettings(state)); });
-    parseJSON(state, std::string(json), v);
+    compat::parseJSON(state, std::string(json), v);
 }
 
 Value * nspawnArgsPrimOp(EvalState & state)
@@ -79,10 +79,10 @@ void returnJson(EvalState & state, const std::string & json, const std::string &
 {
     // The set as parsed is also the argument of nspawnArgs (it needs only
     // name and conf).
-    auto parsed = state.allocValue();
-    parseJSON(state, json, *parsed);
+    auto parsed = compat::allocValue(state);
+    compat::parseJSON(state, json, *parsed);
     compat::extendAttrs(state, v, *parsed, 2, [&](auto & alloc) {
-        alloc("nspawnArgs").mkApp(nspawnArgsPrimOp(state), parsed);
+        compat::mkApp(state, alloc("nspawnArgs"), *nspawnArgsPrimOp(state), *parsed);
         if (!system.empty()) compat::mkString(state, alloc("system"), system, context);
     });
 }
@@ -120,10 +120,10 @@ public:
     {
         return kept([&] {
             auto path = store->parseStorePath(std::string(system));
-            if (!store->isValidPath(path))
+            if (!compat::isValidPath(state, *store, path))
                 compat::throwEvalError(state, pos, "builtins.containerProfile: attribute 'system': '" + std::string(system)
                     + "' is not in the Nix store; pass the derivation itself so that Nix builds it");
-            store->addTempRoot(path);
+            compat::addTempRoot(state, *store, path);
             return rust::String(compat::realPath(*store, path));
         });
     }
@@ -133,7 +133,7 @@ public:
     rust::String create_generation(rust::Str profile, rust::Str system) const override
     {
         return kept([&] {
-            return rust::String(compat::createGeneration(store, std::string(profile), store->parseStorePath(std::string(system))));
+            return rust::String(compat::createGeneration(state, store, std::string(profile), store->parseStorePath(std::string(system))));
         });
     }
 
@@ -168,13 +168,13 @@ NCP_PRIMOP_SIGNATURE(prim_containerProfile)
     auto plan = bridge(state, pos, self, [&] { return rs::plan(json, rustSettings(state)); });
 
     try {
-        auto localStore = state.store.dynamic_pointer_cast<LocalFSStore>();
+        auto localStore = compat::localStore(state);
         if (!localStore)
             compat::throwEvalError(state, pos, "builtins.containerProfile needs a local store (profiles and GC roots live there)");
         // Builds what the arguments depend on, the system first of all (for
         // a system already built, a lookup in the store database).
         if (!context.empty()) compat::realiseContext(state, context);
-        PluginNixCalls nix(state, pos, ref<LocalFSStore>(localStore));
+        PluginNixCalls nix(state, pos, *localStore);
         auto done = bridge(state, pos, self, [&] {
             try {
                 return plan->container_profile(nix);
@@ -207,7 +207,7 @@ NCP_PRIMOP_SIGNATURE(prim_containerGenerations)
     compat::Context context;
     auto json = valueToJson(state, *args[0], pos, context);
     auto gens = bridge(state, pos, self, [&] { return rs::generations_json(json, rustSettings(state)); });
-    parseJSON(state, std::string(gens), v);
+    compat::parseJSON(state, std::string(gens), v);
 }
 
 compat::RegisterPrimOp registerProfile({

@@ -29,11 +29,11 @@ PluginSettings::PluginSettings()
 }
 
 PluginSettings pluginSettings;
-static nix::GlobalConfig::Register registerSettings(&pluginSettings);
+[[maybe_unused]] static bool registered = (compat::registerSettings(pluginSettings), true);
 
 rs::Settings rustSettings(nix::EvalState & state)
 {
-    rs::Settings s{.store_dir = state.store->storeDir, .nix_state_dir = compat::nixStateDir(), .values = {}};
+    rs::Settings s{.store_dir = compat::storeDir(*compat::store(state)), .nix_state_dir = compat::nixStateDir(), .values = {}};
     std::map<std::string, nix::AbstractConfig::SettingInfo> values;
     pluginSettings.getSettings(values);
     for (auto & [name, info] : values)

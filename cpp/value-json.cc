@@ -72,7 +72,7 @@ nlohmann::json toJson(nix::EvalState & state, nix::Value & v, compat::PosArg pos
         for (auto & attr : compat::attrsOf(v)) {
             std::string name = compat::symbolName(state, attr.name);
             Where here{where, name, Where::npos};
-            out[name] = toJson(state, *attr.value, pos, context, depth + 1, &here);
+            out[name] = toJson(state, compat::attrValue(attr), pos, context, depth + 1, &here);
         }
         return out;
     }

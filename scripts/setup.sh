@@ -4,9 +4,11 @@
 #        pkg-config already finds, else Debian's nix-bin plus headers of the
 #        same version from Debian's source package; builds into build/.
 #   scripts/setup.sh --nix-prefix PREFIX [--in-sid]  against the Nix installed
-#        in PREFIX (PREFIX/lib/pkgconfig); builds into build-nix-VERSION/.
+#        in PREFIX (PREFIX/lib/pkgconfig); builds into build-nix-VERSION/
+#        (a Lix: build-lix-VERSION/, with clang, as Lix is built).
 #        --in-sid compiles in the Debian sid chroot of scripts/sid.sh, as a
-#        Nix from scripts/nix-sid.sh needs (GCC 14+, boost >= 1.90).
+#        Nix from scripts/nix-sid.sh (GCC 14+, boost >= 1.90) or a Lix from
+#        scripts/lix-sid.sh needs.
 # Prints nothing on stdout but `export PKG_CONFIG_PATH=… NCP_PLUGIN=…` for
 # callers to eval.
 source "$(dirname "$0")/lib.sh"
@@ -141,15 +143,21 @@ nix_pkgconfig_path() {
 build_here() {
   export PKG_CONFIG_PATH=$1
   local out=$2 version
-  version=$(pkg-config --modversion nix-expr)
+  if pkg-config --exists nix-expr; then
+    version="Nix $(pkg-config --modversion nix-expr)"
+  else
+    # Lix: built with clang, as Lix itself (scripts/lix-sid.sh).
+    version="Lix $(pkg-config --modversion lix-expr)"
+    export CC=clang CXX=clang++
+  fi
   local stamp=$out/.ncp-pkg-config-path
   if [ ! -f "$out/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$1" ]; then
-    say "configuring the build in $out (Nix $version)"
+    say "configuring the build in $out ($version)"
     rm -rf "$out"
     meson setup "$out" "$NCP_SRC" -Dbuildtype=release >&2
     printf '%s' "$1" > "$stamp"
   fi
-  say "building the plugin for Nix $version"
+  say "building the plugin for $version"
   ninja -C "$out" >&2
 }
 
@@ -157,7 +165,7 @@ build_here() {
 # one for this host's compiler and one for sid's (its C++ parts differ).
 build() {
   if [ -n "$in_sid" ]; then
-    "$NCP_SRC/scripts/sid.sh" run -- env NCP_CARGO_TARGET_DIR="$(cargo_cache_dir bridge-sid)" \
+    "$NCP_SRC/scripts/sid.sh" run -- env NCP_CARGO_TARGET_DIR="$(cargo_cache_dir "bridge-sid$lix")" \
       bash -c 'source "$1/scripts/lib.sh"; '"$(declare -f build_here)"'; build_here "$2" "$3"' \
       build "$NCP_SRC" "$1" "$NCP_BUILD_DIR"
   else
@@ -165,7 +173,7 @@ build() {
   fi
 }
 
-nix_prefix= in_sid=
+nix_prefix= in_sid= lix=
 while [ $# -gt 0 ]; do
   case "$1" in
     --nix-prefix) nix_prefix=${2:?--nix-prefix needs a directory}; shift 2 ;;
@@ -178,11 +186,13 @@ install_packages
 ensure_build_users
 if [ -n "$nix_prefix" ]; then
   pcpath=$nix_prefix/lib/pkgconfig
-  [ -f "$pcpath/nix-expr.pc" ] || die "no $pcpath/nix-expr.pc"
+  pc=nix-expr
+  [ -f "$pcpath/$pc.pc" ] || { pc=lix-expr; lix=-lix; }
+  [ -f "$pcpath/$pc.pc" ] || die "no $pcpath/nix-expr.pc (nor lix-expr.pc)"
   # Read from the file: the host may lack what its Requires name (--in-sid).
-  version=$(sed -n 's/^Version: *//p' "$pcpath/nix-expr.pc")
-  [ -n "$version" ] || die "no Version in $pcpath/nix-expr.pc"
-  NCP_BUILD_DIR=$NCP_SRC/build-nix-$version
+  version=$(sed -n 's/^Version: *//p' "$pcpath/$pc.pc")
+  [ -n "$version" ] || die "no Version in $pcpath/$pc.pc"
+  NCP_BUILD_DIR=$NCP_SRC/build-${pc%-expr}-$version
   NCP_PLUGIN=$NCP_BUILD_DIR/nix-container-plugin.so
 else
   pcpath=$(nix_pkgconfig_path)

@@ -175,10 +175,11 @@ fn package_source_builds_and_installs_as_its_phases_do() {
     let dest = env.path("out");
     // Cargo's downloads are the workspace's own (offline here, vendored
     // there); its dependencies' builds are kept between runs.
-    let target = cargo_target_dir().join(if std::env::var_os("NCP_SID").is_some() {
-        "package-sid"
-    } else {
-        "package"
+    let lix = nix_name() == "Lix";
+    let target = cargo_target_dir().join(match (std::env::var_os("NCP_SID").is_some(), lix) {
+        (true, true) => "package-sid-lix",
+        (true, false) => "package-sid",
+        _ => "package",
     });
     // The plugin's phases (meson), then postBuild's and postInstall's.
     let plugin_script = format!(
@@ -207,6 +208,10 @@ fn package_source_builds_and_installs_as_its_phases_do() {
                 .arg(env.dir.path())
                 .args(["--", "env"])
                 .arg(format!("PKG_CONFIG_PATH={pc}"));
+            // Lix and plugins for it are built with clang (scripts/lix-sid.sh).
+            if lix {
+                c.args(["CC=clang", "CXX=clang++"]);
+            }
             c.arg(format!("NCP_CARGO_TARGET_DIR={}/bridge", target.display()));
             c.args(["sh", "-c", &plugin_script]);
             c

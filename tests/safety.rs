@@ -232,19 +232,24 @@ fn load(file: &std::path::Path) -> (bool, String) {
 
 #[test]
 fn the_plugin_of_another_real_nix_version_declines() {
-    // scripts/test.sh (all versions) builds the plugin for each Nix first and
-    // hands each run the other one.
-    let Some(other) = std::env::var_os("NCP_OTHER_PLUGIN") else {
+    // scripts/test.sh (all versions) builds the plugin for each Nix and Lix
+    // first and hands each run the others (NCP_OTHER_PLUGIN, ':'-separated):
+    // a plugin built for Nix declines in Lix, and the other way round.
+    let Some(others) = std::env::var_os("NCP_OTHER_PLUGIN") else {
         eprintln!("NCP_OTHER_PLUGIN not set: only one Nix version built");
         return;
     };
-    let (loaded, stderr) = load(std::path::Path::new(&other));
-    assert!(!loaded);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("but this is Nix 2.") && stderr.contains("its builtins are not available"),
-        "{stderr}"
-    );
+    for other in std::env::split_paths(&others) {
+        let (loaded, stderr) = load(&other);
+        assert!(!loaded, "{}", other.display());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("but this is {} 2.", nix_name()))
+                && stderr.contains("its builtins are not available")
+                && stderr.contains(&format!("rebuild it against this {}", nix_name())),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -262,7 +267,10 @@ fn another_nix_version_gets_one_line_and_no_builtins() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "false");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("built for Nix 0.0.0-not-this-nix, but this is Nix 2."),
+        stderr.contains(&format!(
+            "built for {n} 0.0.0-not-this-nix, but this is {n} 2.",
+            n = nix_name()
+        )),
         "{stderr}"
     );
     // The right one loads.

@@ -19,3 +19,8 @@
 #else
 #  define NCP_NIX_VERSION_SYMBOL "_ZN3nix10nixVersionE"
 #endif
+
+// A symbol only Lix has (nix::PluginPrimOps::add(nix::PrimOpDetails &&), its
+// plugins' way to add a builtin): tells Lix from Nix, whose version numbers
+// could otherwise meet.
+#define NCP_LIX_ONLY_SYMBOL "_ZN3nix13PluginPrimOps3addEONS_13PrimOpDetailsE"

@@ -750,3 +750,17 @@ pub fn nix_build(expr: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// "Lix" or "Nix": which implementation the `nix` under test is (Lix says
+/// "nix (Lix, like Nix) 2.95.3").
+pub fn nix_name() -> &'static str {
+    static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let out = Command::new("nix").arg("--version").output().expect("nix --version");
+        if String::from_utf8_lossy(&out.stdout).contains("(Lix") {
+            "Lix"
+        } else {
+            "Nix"
+        }
+    })
+}
