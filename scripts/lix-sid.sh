@@ -96,7 +96,7 @@ for f in "$prefix"/bin/* "$prefix"/lib/*.so* "$prefix"/libexec/lix/*; do
   [ -f "$f" ] && [ ! -L "$f" ] || continue
   [ "$(head -c4 "$f" | tail -c3)" = ELF ] || continue
   patchelf --force-rpath --set-rpath "$prefix/lib:$sid/usr/lib/x86_64-linux-gnu" "$f"
-  case "$f" in "$prefix"/bin/*)
+  case "$f" in "$prefix"/bin/* | "$prefix"/libexec/*)
     patchelf --set-interpreter "$sid/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$f" ;;
   esac
 done
