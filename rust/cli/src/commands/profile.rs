@@ -14,14 +14,18 @@ use crate::error::{failed, CliError, Result};
 use crate::output::print_json;
 use crate::say;
 
+fn no_profile(c: &Container) -> CliError {
+    failed(format!(
+        "container '{}' has no profile directory '{}'",
+        c.name(),
+        c.layout.profile_dir.display()
+    ))
+}
+
 /// The container's profile directory and its lock (the sweep done).
 pub fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
     let Some(p) = c.profile_dir()? else {
-        return Err(failed(format!(
-            "container '{}' has no profile directory '{}'",
-            c.name(),
-            c.layout.profile_dir.display()
-        )));
+        return Err(no_profile(c));
     };
     let lock = p.lock(c.ctx.lock_timeout, &mut || false)?;
     Ok((p, lock))
@@ -33,7 +37,7 @@ pub fn lock(c: &Container) -> Result<(ProfileDir, ProfileLock)> {
 /// applies.
 pub fn rollback(c: &Container, to: Option<u64>, json: bool) -> Result<()> {
     if c.profile_dir()?.is_none() {
-        lock(c)?; // its error: no profile directory
+        return Err(no_profile(c));
     }
     let args = Args {
         generation: to,
