@@ -2,8 +2,9 @@
 // in one place. The rest of cpp/ includes only this header from Nix and uses
 // the names below; it has no #if of its own.
 //
-// Built and tested in full: Nix 2.8.0 (Debian 12) and 2.35.2. Compiled on
-// every change (scripts/compile-matrix.sh): 2.26.3 and 2.28 to 2.34.
+// Built and tested in full: Nix 2.8.0 (Debian 12), 2.35.2 and Lix 2.95.3
+// (its tier is compat-lix.hh, included from here). Compiled on every change
+// (scripts/compile-matrix.sh): 2.26.3 and 2.28 to 2.34.
 // Which Nix it is comes from the headers pkg-config points at: a header that
 // first appeared in a release marks that release (NCP_NIX_API below).
 #pragma once
