@@ -58,11 +58,14 @@ apt_missing() {
   printf '%s\n' "${missing[@]}"
 }
 
-# debootstrap, installed when missing (sid.sh has its own copy: its text keys
-# the sid chroot, the Nix 2.35 build and the compile matrix, so it stays as it is).
-ensure_debootstrap() {
-  if [ -n "$(apt_missing debootstrap)" ]; then
+# Debian packages, installed when missing.
+ensure_packages() {
+  if [ -n "$(apt_missing "$@")" ]; then
     apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
   fi
 }
+
+# debootstrap, installed when missing (sid.sh has its own copy: its text keys
+# the sid chroot, the Nix 2.35 build and the compile matrix, so it stays as it is).
+ensure_debootstrap() { ensure_packages debootstrap; }

@@ -44,6 +44,7 @@ tar -xf "$tarball" -C "$work"
 
 # Its code generators import python-frontmatter and pycapnp, which Debian
 # does not package: wheels from PyPI for the chroot's Python, unpacked.
+ensure_packages python3-pip  # pip download (a fresh Debian 12 has no pip)
 pyver=$(chroot "$sid" python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" \
   --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any \
