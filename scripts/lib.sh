@@ -48,6 +48,8 @@ NCP_APT_PACKAGES=(
   nix-bin libgc-dev libboost-dev nlohmann-json3-dev pkg-config meson ninja-build
   g++ systemd-container busybox-static dpkg-dev xz-utils jq
   iproute2 util-linux  # ip and nsenter, which nix-container runs
+  openssh-client       # --target-host (nix-container's ssh and Nix's copy)
+  python3              # the --target-host test's connection cutter
 )
 
 apt_missing() {

@@ -35,6 +35,8 @@ if want 2.8 || want 2.35 || want lix; then
   eval "$(scripts/setup.sh)"
   # Debian 12's systemd for the test system whose PID 1 is systemd (cached).
   scripts/systemd-system.sh root >/dev/null
+  # The second host of the --target-host tests (cached likewise).
+  scripts/target-host.sh root >/dev/null
   plugin_28=$NCP_PLUGIN pc_28=$PKG_CONFIG_PATH
   took "set-up and the plugin for Nix 2.8"
 fi

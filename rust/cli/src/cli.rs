@@ -37,6 +37,19 @@ pub struct RootArgs {
     pub timeout: Option<u64>,
 }
 
+/// Other hosts to act on, over ssh (target_host.rs), as nixos-rebuild's
+/// --target-host.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TargetArgs {
+    /// Run the command on [USER@]HOST over ssh (ssh options: NIX_SSHOPTS); create and
+    /// update build here and copy the system there first; apply and update take several
+    #[arg(long, global = true, value_name = "[USER@]HOST", action = clap::ArgAction::Append)]
+    pub target_host: Vec<String>,
+    /// Target hosts from a file, one [USER@]HOST per line ('#' starts a comment)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub target_hosts_file: Option<PathBuf>,
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "nix-container", version, about = "NixOS containers prepared by nix-container-plugin: create, start, stop, reload, roll back, log in",
     long_about = None, args_override_self = true)]
@@ -48,6 +61,8 @@ and NIX_CONFIG (the plugin's settings), then NixOS's layout."
 pub struct Cli {
     #[command(flatten)]
     pub roots: RootArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -291,6 +306,9 @@ pub enum Cmd {
     /// readiness: console on standard input, notify socket on fd 3
     #[command(hide = true)]
     Monitor { name: String },
+    /// (Run over ssh by --target-host) this host's version, nix and plugin, as JSON
+    #[command(hide = true)]
+    TargetCheck,
 }
 
 pub fn completions(shell: Shell) -> Result<()> {
@@ -318,7 +336,7 @@ impl Cmd {
             | Cmd::Rollback { json, .. }
             | Cmd::Generations { json, .. }
             | Cmd::DeleteGenerations { json, .. } => *json,
-            Cmd::NetworkPlan { .. } => true,
+            Cmd::NetworkPlan { .. } | Cmd::TargetCheck => true,
             _ => false,
         }
     }

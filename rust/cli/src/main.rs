@@ -24,11 +24,12 @@ mod records;
 mod runner;
 mod settings_args;
 mod state;
+mod target_host;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use ncp_core::layout::Roots;
 
 use cli::{Cli, Cmd, RootArgs};
@@ -58,11 +59,16 @@ fn ctx(r: &RootArgs) -> Result<Ctx> {
     })
 }
 
-fn run(cli: Cli) -> Result<u8> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<u8> {
+    let targets = target_host::targets(&cli.target)?;
+    if !targets.is_empty() {
+        return target_host::run(&cli.command, matches, &targets);
+    }
     // Commands that need no container roots.
     match &cli.command {
         Cmd::Completions { shell } => return cli::completions(*shell).map(|()| 0),
         Cmd::Man => return cli::man().map(|()| 0),
+        Cmd::TargetCheck => return target_host::check_here().map(|()| 0),
         _ => {}
     }
     let ctx = ctx(&cli.roots)?;
@@ -125,7 +131,7 @@ fn run(cli: Cli) -> Result<u8> {
             // systemd-nspawn has exited: its cgroups are empty (cgroup.rs).
             cgroup::remove(name);
         }
-        Cmd::Completions { .. } | Cmd::Man => {}
+        Cmd::Completions { .. } | Cmd::Man | Cmd::TargetCheck => {}
     }
     Ok(error::code::OK)
 }
@@ -135,11 +141,15 @@ fn main() -> ExitCode {
     // (`nix-container status | head`) instead of panicking on EPIPE.
     // SAFETY: setting a signal's disposition to its default.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     output::init_color();
     output::set_json(cli.command.json());
 
-    match run(cli) {
+    match run(cli, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!(

@@ -189,7 +189,7 @@ fn nix_path_literal(p: &Path) -> Result<String> {
 /// then called with the path). The check is the library's one
 /// (nix-plugin/flake-system.nix), passed as text: pure evaluation could not
 /// import it from its path.
-fn flake_system(n: &str, flake: &str, attr: &str, flags: &NixFlags) -> Result<String> {
+pub fn flake_system(n: &str, flake: &str, attr: &str, flags: &NixFlags) -> Result<String> {
     let check_file = library_dir()?.join("flake-system.nix");
     let check = std::fs::read_to_string(&check_file)
         .map_err(|e| failed(format!("{}: {e}", check_file.display())))?;
@@ -197,20 +197,89 @@ fn flake_system(n: &str, flake: &str, attr: &str, flags: &NixFlags) -> Result<St
     eval.arg(format!("{flake}#nixosConfigurations.\"{attr}\""));
     eval.arg("--apply").arg(format!(
         "c: (({check}) {attr} c).drvPath",
-        attr = serde_json::to_string(attr).unwrap_or_default().replace("${", "\\${")
+        attr = serde_json::to_string(attr)
+            .unwrap_or_default()
+            .replace("${", "\\${")
     ));
     let drv = String::from_utf8_lossy(&output(eval, n, "nix eval")?)
         .trim()
         .to_owned();
+    realise(n, &drv, flags)
+}
+
+/// The library's configuration route `function` (fromConfig,
+/// systemOfConfig) applied to the arguments, module and nixos directory
+/// given as JSON in NCP_CREATE.
+fn config_route(function: &str) -> Result<String> {
+    Ok(format!(
+        "let a = builtins.fromJSON (builtins.getEnv \"NCP_CREATE\"); \
+         nixos = if a.nixos == null then <nixpkgs/nixos> else /. + a.nixos; in \
+         (import {lib} {{ evalConfig = import (nixos + \"/lib/eval-config.nix\"); }}).{function} \
+         (a.args // {{ modules = [ (/. + a.module) ]; }})",
+        lib = nix_path_literal(&library_dir()?)?
+    ))
+}
+
+/// The system a configuration module gives container `n`, built here
+/// without recording it anywhere (--target-host records it there): its
+/// store path.
+pub fn config_system(
+    n: &str,
+    module: &Path,
+    nixos_path: Option<&str>,
+    flags: &NixFlags,
+) -> Result<String> {
+    let mut eval = command(None, "nix", &["eval", "--raw", "--impure"], flags, false)?;
+    eval.arg("--expr")
+        .arg(format!("({}).drvPath", config_route("systemOfConfig")?));
+    let input = serde_json::json!({ "args": { "name": n }, "module": module, "nixos": nixos_path });
+    eval.env("NCP_CREATE", input.to_string());
+    let drv = String::from_utf8_lossy(&output(eval, n, "nix eval")?)
+        .trim()
+        .to_owned();
+    realise(n, &drv, flags)
+}
+
+/// `nix-store --realise DRV`: its output path.
+fn realise(n: &str, drv: &str, flags: &NixFlags) -> Result<String> {
     // Flags only: the flake flags are not nix-store's.
     let mut realise = command(None, "nix-store", &["--realise"], flags, false)?;
-    realise.arg(&drv);
+    realise.arg(drv);
     let out = output(realise, n, "nix-store --realise")?;
     String::from_utf8_lossy(&out)
         .lines()
         .next()
         .map(str::to_owned)
         .ok_or_else(|| failed(format!("container '{n}': building {drv} gave no path")))
+}
+
+/// Copies `path`'s closure into the store of `dest` ([USER@]HOST) with
+/// Nix's own copy over ssh (NIX_SSHOPTS honoured by Nix). Each path lands
+/// whole or not at all, and nothing refers to the closure there until it
+/// is complete. `quiet`: Nix's messages are returned instead of shown.
+pub fn copy_closure(dest: &str, path: &str, quiet: bool) -> Result<(bool, String)> {
+    let mut c = Command::new("nix");
+    c.args(["--extra-experimental-features", "nix-command", "copy"])
+        // Built here and unsigned; root there trusts root here.
+        .arg("--no-check-sigs")
+        .arg("--to")
+        .arg(format!("ssh-ng://{dest}"))
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if quiet {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
+    let out = c.output().map_err(|source| CliError::Spawn {
+        what: "nix copy".into(),
+        source,
+    })?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 /// Builds `recipe` and calls containerProfile for container `n` through the
@@ -223,7 +292,13 @@ pub fn container_profile(
     module: &Path,
     flags: &NixFlags,
 ) -> Result<serde_json::Value> {
-    let mut c = command(Some(settings), "nix", &["eval", "--impure", "--json"], flags, false)?;
+    let mut c = command(
+        Some(settings),
+        "nix",
+        &["eval", "--impure", "--json"],
+        flags,
+        false,
+    )?;
     // Arguments cross as JSON in the environment: no quoting of Nix code.
     let read = "builtins.fromJSON (builtins.getEnv \"NCP_CREATE\")";
     let profile = format!(
@@ -236,12 +311,7 @@ pub fn container_profile(
             serde_json::json!({ "args": args, "system": system })
         }
         Recipe::Config { nixos_path, args } => {
-            c.arg("--expr").arg(format!(
-                "let a = {read}; nixos = if a.nixos == null then <nixpkgs/nixos> else /. + a.nixos; in \
-                 (import {lib} {{ evalConfig = import (nixos + \"/lib/eval-config.nix\"); }}).fromConfig \
-                 (a.args // {{ modules = [ (/. + a.module) ]; }})",
-                lib = nix_path_literal(&library_dir()?)?
-            ));
+            c.arg("--expr").arg(config_route("fromConfig")?);
             serde_json::json!({ "args": args, "module": module, "nixos": nixos_path })
         }
         Recipe::System { system, args } => {

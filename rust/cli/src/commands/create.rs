@@ -60,7 +60,11 @@ fn parse_ports(spec: &str) -> Result<Vec<ForwardPort>> {
             };
             let port = |s: &str| s.parse::<u16>().map_err(|_| bad());
             let fp = match rest {
-                [h] => ForwardPort { protocol: proto.into(), host_port: port(h)?, container_port: None },
+                [h] => ForwardPort {
+                    protocol: proto.into(),
+                    host_port: port(h)?,
+                    container_port: None,
+                },
                 [h, c] => ForwardPort {
                     protocol: proto.into(),
                     host_port: port(h)?,
@@ -78,27 +82,7 @@ fn parse_ports(spec: &str) -> Result<Vec<ForwardPort>> {
 /// The recipe the flags give (None: none given).
 fn recipe_of(ctx: &Ctx, n: &str, s: &SourceArgs, args: Args) -> Result<Option<Recipe>> {
     if let Some(f) = &s.flake {
-        // As nixos-container: REF#ATTR, ATTR defaulting to "container".
-        let (flake, attr) = match f.rsplit_once('#') {
-            Some((r, a)) => (r.to_owned(), a.to_owned()),
-            None => (f.clone(), DEFAULT_ATTR.to_owned()),
-        };
-        // The attribute is written into an installable and a message.
-        let plain = |c: char| c.is_ascii_alphanumeric() || "_-'".contains(c);
-        if attr.is_empty() || !attr.chars().all(plain) {
-            return Err(CliError::Usage(format!(
-                "--flake {f}: '{attr}' is not a configuration name (letters, digits, _ - ')"
-            )));
-        }
-        // A local flake is recorded absolute: `update` may run elsewhere.
-        let flake = if flake.starts_with('.') || flake.starts_with('/') {
-            std::fs::canonicalize(&flake)
-                .map_err(|e| CliError::Usage(format!("--flake {f}: {e}")))?
-                .display()
-                .to_string()
-        } else {
-            flake
-        };
+        let (flake, attr) = flake_ref(f)?;
         return Ok(Some(Recipe::Flake { flake, attr, args }));
     }
     if let Some(p) = &s.system_path {
@@ -115,26 +99,9 @@ fn recipe_of(ctx: &Ctx, n: &str, s: &SourceArgs, args: Args) -> Result<Option<Re
         })?;
         return Ok(Some(Recipe::System { system, args }));
     }
-    let body = match (&s.config, &s.config_file) {
-        (Some(text), _) => Some(text.clone()),
-        (None, Some(f)) => {
-            let abs = std::fs::canonicalize(f)
-                .map_err(|e| CliError::Usage(format!("--config-file {}: {e}", f.display())))?;
-            Some(format!(
-                "imports = [ {} ];",
-                serde_json::to_string(&abs.display().to_string())
-                    .unwrap_or_default()
-                    .replace("${", "\\${")
-            ))
-        }
-        (None, None) => None,
+    let Some(module) = config_module(n, s)? else {
+        return Ok(None);
     };
-    let Some(body) = body else { return Ok(None) };
-    // As nixos-container's generated configuration.nix.
-    let module = format!(
-        "# Written by `nix-container create/update {n}`; edit it and run `nix-container update {n}`.\n\
-         {{ config, lib, pkgs, ... }}:\n{{\n  networking.useDHCP = false;\n  {body}\n}}\n"
-    );
     Recipes::new(&ctx.roots).write_module(n, &module)?;
     Ok(Some(Recipe::Config {
         nixos_path: nixos_path(s)?,
@@ -142,8 +109,58 @@ fn recipe_of(ctx: &Ctx, n: &str, s: &SourceArgs, args: Args) -> Result<Option<Re
     }))
 }
 
+/// The configuration module --config or --config-file give (None:
+/// neither), as nixos-container's generated configuration.nix.
+pub fn config_module(n: &str, s: &SourceArgs) -> Result<Option<String>> {
+    let body = match (&s.config, &s.config_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(f)) => {
+            let abs = std::fs::canonicalize(f)
+                .map_err(|e| CliError::Usage(format!("--config-file {}: {e}", f.display())))?;
+            format!(
+                "imports = [ {} ];",
+                serde_json::to_string(&abs.display().to_string())
+                    .unwrap_or_default()
+                    .replace("${", "\\${")
+            )
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(format!(
+        "# Written by `nix-container create/update {n}`; edit it and run `nix-container update {n}`.\n\
+         {{ config, lib, pkgs, ... }}:\n{{\n  networking.useDHCP = false;\n  {body}\n}}\n"
+    )))
+}
+
+/// --flake REF#ATTR: the flake (a local one made absolute) and the
+/// configuration's name.
+pub fn flake_ref(f: &str) -> Result<(String, String)> {
+    // As nixos-container: REF#ATTR, ATTR defaulting to "container".
+    let (flake, attr) = match f.rsplit_once('#') {
+        Some((r, a)) => (r.to_owned(), a.to_owned()),
+        None => (f.to_owned(), DEFAULT_ATTR.to_owned()),
+    };
+    // The attribute is written into an installable and a message.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-'".contains(c);
+    if attr.is_empty() || !attr.chars().all(plain) {
+        return Err(CliError::Usage(format!(
+            "--flake {f}: '{attr}' is not a configuration name (letters, digits, _ - ')"
+        )));
+    }
+    // A local flake is recorded absolute: `update` may run elsewhere.
+    let flake = if flake.starts_with('.') || flake.starts_with('/') {
+        std::fs::canonicalize(&flake)
+            .map_err(|e| CliError::Usage(format!("--flake {f}: {e}")))?
+            .display()
+            .to_string()
+    } else {
+        flake
+    };
+    Ok((flake, attr))
+}
+
 /// --nixos-path, made absolute (it is kept in the recipe for `update`).
-fn nixos_path(s: &SourceArgs) -> Result<Option<String>> {
+pub fn nixos_path(s: &SourceArgs) -> Result<Option<String>> {
     s.nixos_path
         .as_ref()
         .map(|p| {
@@ -152,6 +169,18 @@ fn nixos_path(s: &SourceArgs) -> Result<Option<String>> {
                 .map_err(|e| CliError::Usage(format!("--nixos-path {p}: {e}")))
         })
         .transpose()
+}
+
+/// What create builds: as given, or (neither configuration nor flake nor
+/// system) an empty configuration, a minimal container, as nixos-container.
+pub fn create_source(a: &CreateArgs) -> SourceArgs {
+    let s = &a.source;
+    let given =
+        s.config_file.is_some() || s.flake.is_some() || s.system_path.is_some() || s.from.is_some();
+    SourceArgs {
+        config: s.config.clone().or_else(|| (!given).then(String::new)),
+        ..s.clone()
+    }
 }
 
 fn exists(ctx: &Ctx, n: &str) -> bool {
@@ -212,18 +241,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
     if let Some(p) = &a.port {
         args.forward_ports = parse_ports(p)?;
     }
-    let source = SourceArgs {
-        config: a.source.config.clone().or_else(|| {
-            // Neither configuration nor flake nor system: an empty
-            // configuration (a minimal container), as nixos-container.
-            let given = a.source.config_file.is_some()
-                || a.source.flake.is_some()
-                || a.source.system_path.is_some()
-                || a.source.from.is_some();
-            (!given).then(String::new)
-        }),
-        ..a.source.clone()
-    };
+    let source = create_source(a);
     let recipe = recipe_of(ctx, &n, &source, args)?
         .ok_or_else(|| failed("no configuration, flake or system given"))?;
     let recipes = Recipes::new(&ctx.roots);

@@ -10,7 +10,7 @@ mod lifecycle;
 mod profile;
 
 pub use apply::apply;
-pub use create::{create, update};
+pub use create::{config_module, create, create_source, flake_ref, nixos_path, update};
 pub use destroy::{destroy, reset};
 pub use info::{logs, network_plan, show_host_key, show_ip};
 pub use inside::{login, reload, root_login, run};
