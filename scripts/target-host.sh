@@ -141,7 +141,11 @@ up() {
 down() {
   local dir=$1 pid ns p
   pid=$(cat "$dir/pid" 2>/dev/null) || true
-  if [ -n "$pid" ] && ns=$(readlink "/proc/$pid/ns/net" 2>/dev/null); then
+  # Only a namespace that is not this host's own (its pid may be gone and
+  # taken by another process).
+  if [ -n "$pid" ] && ns=$(readlink "/proc/$pid/ns/net" 2>/dev/null) &&
+    [ "$ns" != "$(readlink /proc/self/ns/net)" ] &&
+    [ "$(readlink "/proc/$pid/ns/pid")" != "$(readlink /proc/self/ns/pid)" ]; then
     # Everything in its network namespace: sshd, sessions, containers.
     for p in /proc/[0-9]*; do
       [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$ns" ] && kill -9 "${p#/proc/}" 2>/dev/null || true
