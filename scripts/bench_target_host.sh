@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark row for --target-host: the time to roll a new system out to 2
 # running containers (PID 1 systemd) on a second host (scripts/target-host.sh),
-#   ours:     nix-container --target-host H update one/two --system-path S
+#   ours:     nix-container --target-host H update one two --system-path S
 #   scripted: nix copy --to ssh-ng://H S; ssh H nix-container update one/two --system-path S
-# alternating, NCP_BENCH_RUNS rounds (default 5), each with a new system
+# interleaved, NCP_BENCH_RUNS rounds (default 5), each with a new system
 # built beforehand (the build is not timed). Prints numbers; asserts nothing.
 #   NCP_CLI (default: the workspace's release build), NCP_PLUGIN (setup.sh's)
 source "$(dirname "$0")/lib.sh"
@@ -33,7 +33,7 @@ ours=() scripted=()
 for i in $(seq 1 "$runs"); do
   a=$(system "bench-a$i") b=$(system "bench-b$i")
   t=$(date +%s%N)
-  for c in one two; do "$NCP_CLI" --target-host "$H" update "$c" --system-path "$a" >/dev/null 2>&1; done
+  "$NCP_CLI" --target-host "$H" update one two --system-path "$a" >/dev/null 2>&1
   ours+=("$(ms "$t")")
   t=$(date +%s%N)
   nix copy --no-check-sigs --to "ssh-ng://$H" "$b" 2>/dev/null
@@ -41,6 +41,6 @@ for i in $(seq 1 "$runs"); do
   for c in one two; do ssh $NIX_SSHOPTS "$H" nix-container update "$c" --system-path "$b" >/dev/null 2>&1; done
   scripted+=("$(ms "$t")")
 done
-echo "rollout of a new system to 2 running containers on a second host (ms, $runs rounds, alternating):"
+echo "rollout of a new system to 2 running containers on a second host (ms, $runs rounds, interleaved):"
 echo "  nix-container --target-host: ${ours[*]}"
 echo "  nix copy + ssh + update:     ${scripted[*]}"

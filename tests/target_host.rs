@@ -12,6 +12,7 @@
 //! the 2.35 or Lix run's own store directory could not be copied there.
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 
 use ncp_integration_tests::*;
@@ -159,22 +160,33 @@ fn big_system() -> String {
     .remove(0)
 }
 
-/// A proxy (ssh's ProxyCommand) that relays to `addr`:22 and cuts the
-/// connection once `limit` bytes went out: a copy that dies half-way.
-fn cutting_proxy(dir: &Path, addr: &str, limit: usize) -> PathBuf {
-    let py = dir.join("cut.py");
+/// A proxy (ssh's ProxyCommand) that relays to `addr`:22 until `limit`
+/// bytes went out; then it cuts the connection, or (`stall`) stops
+/// relaying and touches `stalled`: a copy that dies half-way, or one left
+/// hanging half-way to be killed.
+fn proxy(dir: &Path, addr: &str, limit: usize, stall: bool) -> (PathBuf, PathBuf) {
+    let tag = if stall { "stall" } else { "cut" };
+    let py = dir.join(format!("{tag}.py"));
+    let stalled = dir.join(format!("{tag}.stalled"));
+    let on_limit = if stall {
+        format!("open({:?}, 'w').close(); time.sleep(3600)", stalled.display().to_string())
+    } else {
+        "os._exit(1)".to_owned()
+    };
     std::fs::write(
         &py,
         format!(
-            r#"import os, select, socket, sys
+            r#"import os, select, socket, sys, time
 s = socket.create_connection(("{addr}", 22))
 sent = 0
 while True:
     r, _, _ = select.select([0, s], [], [])
     if 0 in r:
         b = os.read(0, 65536)
-        if not b or sent + len(b) > {limit}:
-            os._exit(1)
+        if not b:
+            os._exit(0)
+        if sent + len(b) > {limit}:
+            {on_limit}
         s.sendall(b); sent += len(b)
     if s in r:
         b = s.recv(65536)
@@ -185,10 +197,21 @@ while True:
         ),
     )
     .unwrap();
-    let sh = dir.join("cut.sh");
+    let sh = dir.join(format!("{tag}.sh"));
     std::fs::write(&sh, format!("#!/bin/sh\nexec python3 {}\n", py.display())).unwrap();
     std::fs::set_permissions(&sh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    sh
+    (sh, stalled)
+}
+
+/// What a failed or killed copy must leave as it was there.
+fn target_facts(h: &Host, name: &str) -> (String, String, serde_json::Value, serde_json::Value) {
+    let st = status_json(h, name);
+    (
+        h.sh(&format!("cat /etc/nixos-containers/{name}.conf")),
+        ok(h, &["generations", "--json", name]),
+        st["state"].clone(),
+        st["runningSystem"].clone(),
+    )
 }
 
 fn only_here(test: &str) -> bool {
@@ -248,43 +271,43 @@ fn a_container_on_another_host_from_create_to_destroy() {
         "2"
     );
 
-    // A copy cut half-way: the profile, conf and running system stay.
-    let conf = h.sh("cat /etc/nixos-containers/web.conf");
-    let gens = ok(&h, &["generations", "--json", "web"]);
-    let proxy = cutting_proxy(work.path(), &h.addr, 4 << 20);
-    let opts = format!("{} -o ProxyCommand={}", ssh_opts(&[&h]), proxy.display());
+    // A copy cut half-way: the profile, conf and running system stay, and
+    // the system never lands there.
+    let before = target_facts(&h, "web");
     let dest = h.dest();
-    let o = cli(
-        &[&h],
-        Some(&opts),
-        &[
-            "--target-host",
-            &dest,
-            "update",
-            "web",
-            "--system-path",
-            &big,
-        ],
-    );
+    let (cut, _) = proxy(work.path(), &h.addr, 4 << 20, false);
+    let opts = format!("{} -o ProxyCommand={}", ssh_opts(&[&h]), cut.display());
+    let o = cli(&[&h], Some(&opts), &["--target-host", &dest, "update", "web", "--system-path", &big]);
     assert!(!o.status.success(), "the cut copy succeeded:\n{}", text(&o));
-    assert!(
-        text(&o).contains("nothing was recorded there"),
-        "{}",
-        text(&o)
-    );
-    assert_eq!(
-        h.sh(&format!(
-            "nix-store --check-validity {big} 2>/dev/null && echo there"
-        )),
-        ""
-    );
-    assert_eq!(ok(&h, &["generations", "--json", "web"]), gens);
-    assert_eq!(h.sh("cat /etc/nixos-containers/web.conf"), conf);
-    let st = status_json(&h, "web");
-    assert_eq!(
-        (st["state"].as_str(), st["runningSystem"].as_str()),
-        (Some("running"), Some(s2.as_str()))
-    );
+    assert!(text(&o).contains("nothing was recorded there"), "{}", text(&o));
+    let valid = format!("nix-store --check-validity {big} 2>/dev/null && echo there");
+    assert_eq!(h.sh(&valid), "");
+    assert_eq!(target_facts(&h, "web"), before);
+    assert_eq!(before.3, s2.as_str());
+
+    // A copy killed half-way (nix-container, its nix copy and ssh, at once):
+    // the same.
+    let (stall, stalled) = proxy(work.path(), &h.addr, 4 << 20, true);
+    let opts = format!("{} -o ProxyCommand={}", ssh_opts(&[&h]), stall.display());
+    let mut child = Command::new(cli_bin())
+        .env("NIX_SSHOPTS", &opts)
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .args(["--target-host", &dest, "update", "web", "--system-path", &big])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !stalled.exists() {
+        assert!(t.elapsed().as_secs() < 120, "the copy never got half-way");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    child.wait().unwrap();
+    assert_eq!(h.sh(&valid), "");
+    assert_eq!(target_facts(&h, "web"), before);
 
     // rollback, stop and destroy.
     let out = ok(&h, &["rollback", "web"]);
@@ -322,9 +345,10 @@ fn several_hosts_each_get_the_system_and_one_failing_stops_none() {
         }
         ok(h, &["start", "one"]);
     }
-    // A host that refuses us (no key for that user): reported, not in the way.
+    // One system to two containers on each host, and a host that refuses
+    // us (no key for that user): reported, not in the way.
     let refused = format!("nobody@{}", a.addr);
-    let mut args = vec!["update", "one", "--system-path", &s2];
+    let mut args = vec!["update", "one", "two", "--system-path", &s2];
     let (da, db) = (a.dest(), b.dest());
     for d in [&da, &refused, &db] {
         args.extend(["--target-host", d]);
@@ -333,48 +357,63 @@ fn several_hosts_each_get_the_system_and_one_failing_stops_none() {
     let said = text(&o);
     assert_eq!(o.status.code(), Some(1), "{said}");
     for d in [&da, &db] {
+        // one runs: reloaded; two is stopped: recorded, nothing applied.
         assert!(said.contains(&format!("{d}: one: reload")), "{said}");
+        assert!(said.contains(&format!("{d}: two: generation 2")), "{said}");
         assert!(said.contains(&format!("{d}: done")), "{said}");
     }
     assert!(said.contains(&format!("{refused}: failed")), "{said}");
     assert!(said.contains("1 of 3 target hosts failed"), "{said}");
     for h in [&a, &b] {
         assert_eq!(status_json(h, "one")["runningSystem"], s2.as_str());
+        assert_eq!(status_json(h, "two")["system"], s2.as_str());
     }
 
-    // The second container gets the same system (nothing left to copy);
-    // it is stopped: recorded, nothing applied.
+    // apply on every host of a file: nothing left to do.
     let hosts = work.path().join("hosts");
     std::fs::write(&hosts, format!("# the fleet\n{da}\n{db}\n")).unwrap();
     let hosts = hosts.display().to_string();
-    let o = cli(
-        &[&a, &b],
-        None,
-        &[
-            "update",
-            "two",
-            "--system-path",
-            &s2,
-            "--target-hosts-file",
-            &hosts,
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    // apply on every host: nothing left to do.
-    let o = cli(
-        &[&a, &b],
-        None,
-        &["apply", "--all", "--target-hosts-file", &hosts],
-    );
+    let o = cli(&[&a, &b], None, &["apply", "--all", "--target-hosts-file", &hosts]);
     let said = text(&o);
     assert!(o.status.success(), "{said}");
     for d in [&da, &db] {
         assert!(said.contains(&format!("{d}: one: nothing")), "{said}");
-        assert_eq!(
-            status_json(if d == &da { &a } else { &b }, "two")["system"],
-            s2.as_str()
-        );
     }
+}
+
+#[test]
+fn a_configuration_is_built_here_and_only_its_system_goes_there() {
+    if !only_here("target_host a_configuration_is_built_here_and_only_its_system_goes_there") {
+        return;
+    }
+    let env = Env::new();
+    let nixos = env.nixos_dir();
+    let h = Host::up(env.dir.path(), "cfg");
+    let dest = h.dest();
+    let o = Command::new(cli_bin())
+        .env("NIX_SSHOPTS", ssh_opts(&[&h]))
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .env("NCP_PLUGIN", plugin())
+        .args(["--target-host", &dest, "create", "cfgweb", "--nixos-path"])
+        .arg(&nixos)
+        .args(["--config", "ncpTest.label = \"remote\";"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let system = status_json(&h, "cfgweb")["system"].as_str().unwrap().to_owned();
+    assert!(system.ends_with("-remote"), "{system}");
+    // The module was kept nowhere here.
+    assert!(!Path::new("/etc/nixos-containers/cfgweb.nix").exists());
+    // It boots there.
+    ok(&h, &["start", "cfgweb"]);
+    let mark = "cat /var/lib/nixos-containers/cfgweb/var/lib/ncp-test/label 2>/dev/null";
+    let t = std::time::Instant::now();
+    while h.sh(mark).is_empty() && t.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(h.sh(mark), "cfgweb-remote");
+    ok(&h, &["stop", "cfgweb"]);
 }
 
 #[test]

@@ -163,7 +163,9 @@ pub struct CreateArgs {
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    pub name: String,
+    /// The containers (each rebuilt from its own record, or all from the system the flags give)
+    #[arg(required = true)]
+    pub names: Vec<String>,
     /// (Without any) what it was created from, again
     #[command(flatten)]
     pub source: SourceArgs,
@@ -182,7 +184,7 @@ pub enum Cmd {
     },
     /// Build a container's system through the plugin and prepare the container
     Create(CreateArgs),
-    /// Rebuild a container's system (from what it was created from, or anew) and apply it
+    /// Rebuild containers' systems (each from what it was created from, or anew) and apply them
     Update(UpdateArgs),
     /// Stop a container and remove its root, conf, profile and GC roots (none: nothing to do)
     Destroy { name: String },

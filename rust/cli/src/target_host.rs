@@ -382,7 +382,7 @@ fn build_here(n: &str, s: &SourceArgs) -> Result<Option<String>> {
         .mode(0o700)
         .create(&dir)
         .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-    let path = dir.join(format!("{n}.nix"));
+    let path = dir.join("configuration.nix");
     let built = std::fs::write(&path, module)
         .map_err(|e| failed(format!("{}: {e}", path.display())))
         .and_then(|()| nix_command::config_system(n, &path, nixos_path(s)?.as_deref(), flags));
@@ -507,14 +507,21 @@ pub fn run(cmd: &Cmd, m: &ArgMatches, targets: &[Target]) -> Result<u8> {
                 || a.source.system_path.is_some();
             if given {
                 skip.extend(build_flags);
-                build_here(&a.name, &a.source)?
+                // One system for several containers is built as
+                // manyFromConfig builds it: no host name of its own (each
+                // container gets its name from systemd-nspawn).
+                let name = match a.names.as_slice() {
+                    [one] => one.as_str(),
+                    _ => "",
+                };
+                build_here(name, &a.source)?
             } else if a.source.from.is_some() {
                 None
             } else {
                 return Err(CliError::Usage(format!(
                     "update {} --target-host: say what to build here (--config, --config-file, \
                      --flake or --system-path); that host records systems only",
-                    a.name
+                    a.names.join(" ")
                 )));
             }
         }

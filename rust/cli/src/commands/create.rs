@@ -275,10 +275,45 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
     Ok(())
 }
 
+/// update NAME…: each container in turn, whatever the others did; with
+/// several, a failure is said and the next one is done.
 pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
-    let c = ctx.container(&a.name)?;
-    let n = c.name().to_owned();
     check_flags(&a.source.nix)?;
+    if let [one] = a.names.as_slice() {
+        let result = update_one(ctx, one, &a.source, a.json)?;
+        return if a.json { print_json(&result) } else { Ok(()) };
+    }
+    let mut results = Vec::new();
+    let mut failed_names = Vec::new();
+    for n in &a.names {
+        match update_one(ctx, n, &a.source, a.json) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("nix-container: {e}");
+                failed_names.push(n.as_str());
+            }
+        }
+    }
+    if a.json {
+        print_json(&results)?;
+    }
+    if failed_names.is_empty() {
+        Ok(())
+    } else {
+        Err(failed(format!(
+            "{} of {} containers failed: {}",
+            failed_names.len(),
+            a.names.len(),
+            failed_names.join(", ")
+        )))
+    }
+}
+
+/// One container of update: rebuilt, recorded, applied if running; the
+/// plugin's result.
+fn update_one(ctx: &Ctx, name: &str, source: &SourceArgs, json: bool) -> Result<serde_json::Value> {
+    let c = ctx.container(name)?;
+    let n = c.name().to_owned();
 
     let recipes = Recipes::new(&ctx.roots);
     let old = recipes.read(&n)?;
@@ -292,14 +327,14 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
         Some(Recipe::Config { nixos_path, .. }) => nixos_path.clone(),
         _ => None,
     };
-    let recipe = match (recipe_of(ctx, &n, &a.source, args)?, old) {
+    let recipe = match (recipe_of(ctx, &n, source, args)?, old) {
         (Some(Recipe::Config { nixos_path, args }), _) => Recipe::Config {
             nixos_path: nixos_path.or(recorded_nixos),
             args,
         },
         (Some(r), _) => r,
         (None, Some(Recipe::Config { args, nixos_path })) => Recipe::Config {
-            nixos_path: self::nixos_path(&a.source)?.or(nixos_path),
+            nixos_path: self::nixos_path(source)?.or(nixos_path),
             args,
         },
         (None, Some(r)) => r,
@@ -310,11 +345,9 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
             )))
         }
     };
-    let result = build(ctx, &n, &recipe, &a.source)?;
+    let result = build(ctx, &n, &recipe, source)?;
     recipes.save(&n, &recipe)?;
-    if a.json {
-        print_json(&result)?;
-    } else {
+    if !json {
         say!(
             "{n}: generation {} ({}{})",
             result["generation"],
@@ -332,5 +365,5 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
         let d = apply_one(&c, false)?;
         say!("{n}: {}", said(&d));
     }
-    Ok(())
+    Ok(result)
 }
