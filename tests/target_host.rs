@@ -11,8 +11,8 @@
 //! Nix): the second host's store is /nix/store too, and a system built in
 //! the 2.35 or Lix run's own store directory could not be copied there.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use ncp_integration_tests::*;
@@ -169,7 +169,10 @@ fn proxy(dir: &Path, addr: &str, limit: usize, stall: bool) -> (PathBuf, PathBuf
     let py = dir.join(format!("{tag}.py"));
     let stalled = dir.join(format!("{tag}.stalled"));
     let on_limit = if stall {
-        format!("open({:?}, 'w').close(); time.sleep(3600)", stalled.display().to_string())
+        format!(
+            "open({:?}, 'w').close(); time.sleep(3600)",
+            stalled.display().to_string()
+        )
     } else {
         "os._exit(1)".to_owned()
     };
@@ -277,9 +280,24 @@ fn a_container_on_another_host_from_create_to_destroy() {
     let dest = h.dest();
     let (cut, _) = proxy(work.path(), &h.addr, 4 << 20, false);
     let opts = format!("{} -o ProxyCommand={}", ssh_opts(&[&h]), cut.display());
-    let o = cli(&[&h], Some(&opts), &["--target-host", &dest, "update", "web", "--system-path", &big]);
+    let o = cli(
+        &[&h],
+        Some(&opts),
+        &[
+            "--target-host",
+            &dest,
+            "update",
+            "web",
+            "--system-path",
+            &big,
+        ],
+    );
     assert!(!o.status.success(), "the cut copy succeeded:\n{}", text(&o));
-    assert!(text(&o).contains("nothing was recorded there"), "{}", text(&o));
+    assert!(
+        text(&o).contains("nothing was recorded there"),
+        "{}",
+        text(&o)
+    );
     let valid = format!("nix-store --check-validity {big} 2>/dev/null && echo there");
     assert_eq!(h.sh(&valid), "");
     assert_eq!(target_facts(&h, "web"), before);
@@ -292,7 +310,14 @@ fn a_container_on_another_host_from_create_to_destroy() {
     let mut child = Command::new(cli_bin())
         .env("NIX_SSHOPTS", &opts)
         .env("NIX_CONFIG", NIX_CONFIG)
-        .args(["--target-host", &dest, "update", "web", "--system-path", &big])
+        .args([
+            "--target-host",
+            &dest,
+            "update",
+            "web",
+            "--system-path",
+            &big,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -373,7 +398,11 @@ fn several_hosts_each_get_the_system_and_one_failing_stops_none() {
     let hosts = work.path().join("hosts");
     std::fs::write(&hosts, format!("# the fleet\n{da}\n{db}\n")).unwrap();
     let hosts = hosts.display().to_string();
-    let o = cli(&[&a, &b], None, &["apply", "--all", "--target-hosts-file", &hosts]);
+    let o = cli(
+        &[&a, &b],
+        None,
+        &["apply", "--all", "--target-hosts-file", &hosts],
+    );
     let said = text(&o);
     assert!(o.status.success(), "{said}");
     for d in [&da, &db] {
@@ -401,7 +430,10 @@ fn a_configuration_is_built_here_and_only_its_system_goes_there() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let system = status_json(&h, "cfgweb")["system"].as_str().unwrap().to_owned();
+    let system = status_json(&h, "cfgweb")["system"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(system.ends_with("-remote"), "{system}");
     // The module was kept nowhere here.
     assert!(!Path::new("/etc/nixos-containers/cfgweb.nix").exists());
