@@ -7,8 +7,9 @@
 # No Nix build is needed: `meson setup` of a Nix source tree generates its
 # config headers and "uninstalled" pkg-config files, which are enough to
 # compile against. That is done once per version and cached (keyed by its
-# recipe); the plugin's objects are compiled afresh on every run, in the sid
-# chroot of scripts/sid.sh (today's Nix needs GCC 14+ and boost >= 1.90).
+# recipe); the plugin's objects are compiled in the sid chroot of
+# scripts/sid.sh (today's Nix needs GCC 14+ and boost >= 1.90) whenever the
+# sources they are made from changed since that version last compiled.
 # Sources: ../shared/nix-sources (upstream release tags, checked against
 # SHA256SUMS); 2.26.3 from Debian 13's source package (a deb-src line for
 # trixie is added to the host's apt sources if missing).
@@ -82,10 +83,26 @@ key=$( { declare -f debian_226_source configured; echo "$NIX_226_DEB"; cat "$NCP
 NCP_CARGO_TARGET_DIR=$(cargo_cache_dir bridge-sid)
 export NCP_CARGO_TARGET_DIR
 
+# What a compile reads from this checkout: the plugin's C++, its build,
+# the Rust bridge whose header it includes, and this script. A version
+# compiled green against the same inputs (and the same configured tree) is
+# not compiled again: its marker is kept per machine.
+inputs=$( { cd "$NCP_SRC" && find cpp include rust/bridge rust/core meson.build meson_options.txt \
+  Cargo.lock scripts/compile-matrix.sh -type f ! -path '*/target/*' -print0 | sort -z |
+  xargs -0 sha256sum; } | sha256sum | cut -c1-12)
+passed_dir=$NCP_CACHE_DIR/matrix-passed
+mkdir -p "$passed_dir"
+find "$passed_dir" -type f -mtime +7 -delete 2>/dev/null || true
+
 failed=()
 for v in "${versions[@]}"; do
   dir=$(configured "$v")
   out=$NCP_SRC/build-matrix/$v
+  passed=$passed_dir/$v-$key-$inputs
+  if [ -f "$passed" ]; then
+    say "Nix $v: compiled green before from the same sources ($inputs); not again"
+    continue
+  fi
   say "compiling the plugin against Nix $v's headers"
   if ! "$NCP_SRC/scripts/sid.sh" run -- env NCP_CARGO_TARGET_DIR="$NCP_CARGO_TARGET_DIR" bash -euc '
       src=$1 out=$2 pc=$3/build/meson-uninstalled
@@ -102,6 +119,8 @@ for v in "${versions[@]}"; do
       ninja -C "$out" $objects
     ' matrix "$NCP_SRC" "$out" "$dir" >&2; then
     failed+=("$v")
+  else
+    touch "$passed"
   fi
 done
 [ ${#failed[@]} -eq 0 ] || die "the plugin does not compile against Nix ${failed[*]}"
