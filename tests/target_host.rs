@@ -225,6 +225,17 @@ fn only_here(test: &str) -> bool {
         );
         return false;
     }
+    // Nix 2.8 enters its saved mount namespace again before it runs ssh
+    // for a copy (restoreMountNamespace, with no saved root as later Nix
+    // keeps): in a chroot that ssh runs outside it, and finds neither
+    // the key nor NIX_SSHOPTS' files.
+    if nsenter_lands_outside() {
+        skipped(
+            test,
+            "chrooted: Nix 2.8 runs the ssh of its copy outside the chroot (its setns lands there)",
+        );
+        return false;
+    }
     true
 }
 
