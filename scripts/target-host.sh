@@ -2,16 +2,16 @@
 # The second host of the --target-host tests (tests/target_host.rs): a
 # Debian 12 root with its own /nix (Debian's nix-bin), sshd and
 # systemd-nspawn, made once per machine into a cache keyed by this recipe.
-# Each `up` runs a fresh copy of it (an overlay over the cache) in a mount
-# and network namespace of its own, with the project's CLI and plugin bound
-# in, sshd listening on the far end of a veth pair, and a key made for the
-# run. Only the pair's addresses (10.231.N.1 here, 10.231.N.2 there) are
+# Each `up` runs a fresh copy of it (an overlay over the cache) in mount,
+# network and PID namespaces and a cgroup of its own, with the project's
+# CLI and plugin bound in, sshd (its PID 1) listening on the far end of a
+# veth pair, and a key made for the run. Only the pair's addresses (10.231.N.1 here, 10.231.N.2 there) are
 # used.
 #   scripts/target-host.sh root                  make it if missing; print its directory
 #   scripts/target-host.sh up DIR CLI PLUGIN     start one under DIR (empty or missing);
 #                                                print "ADDRESS KEYFILE"
 #   scripts/target-host.sh down DIR              stop it: every process in its
-#                                                namespace, then its files
+#                                                namespaces, its cgroups, its files
 source "$(dirname "$0")/lib.sh"
 
 # dbus and libdbi-perl: debootstrap does not pick providers of virtual packages.
