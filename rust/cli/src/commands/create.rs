@@ -280,13 +280,12 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<()> {
 pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
     check_flags(&a.source.nix)?;
     if let [one] = a.names.as_slice() {
-        let result = update_one(ctx, one, &a.source, a.json)?;
-        return if a.json { print_json(&result) } else { Ok(()) };
+        return update_one(ctx, one, &a.source, a.json, a.json).map(|_| ());
     }
     let mut results = Vec::new();
     let mut failed_names = Vec::new();
     for n in &a.names {
-        match update_one(ctx, n, &a.source, a.json) {
+        match update_one(ctx, n, &a.source, a.json, false) {
             Ok(r) => results.push(r),
             Err(e) => {
                 eprintln!("nix-container: {e}");
@@ -310,8 +309,14 @@ pub fn update(ctx: &Ctx, a: &UpdateArgs) -> Result<()> {
 }
 
 /// One container of update: rebuilt, recorded, applied if running; the
-/// plugin's result.
-fn update_one(ctx: &Ctx, name: &str, source: &SourceArgs, json: bool) -> Result<serde_json::Value> {
+/// plugin's result (printed as JSON before it is applied when `print`).
+fn update_one(
+    ctx: &Ctx,
+    name: &str,
+    source: &SourceArgs,
+    json: bool,
+    print: bool,
+) -> Result<serde_json::Value> {
     let c = ctx.container(name)?;
     let n = c.name().to_owned();
 
@@ -347,7 +352,9 @@ fn update_one(ctx: &Ctx, name: &str, source: &SourceArgs, json: bool) -> Result<
     };
     let result = build(ctx, &n, &recipe, source)?;
     recipes.save(&n, &recipe)?;
-    if !json {
+    if print {
+        print_json(&result)?;
+    } else if !json {
         say!(
             "{n}: generation {} ({}{})",
             result["generation"],
