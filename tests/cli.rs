@@ -459,7 +459,9 @@ fn the_plugins_rollback_and_the_clis_leave_the_same_container() {
         env.eval_json(&Env::profile_expr(name, "rbsame-b", ""));
         std::fs::remove_dir_all(env.state_dir().join(name)).unwrap();
     }
-    let r = env.eval_json(&format!("builtins.containerProfile {{ name = \"{p}\"; rollback = true; }}"));
+    let r = env.eval_json(&format!(
+        "builtins.containerProfile {{ name = \"{p}\"; rollback = true; }}"
+    ));
     assert_eq!(r["generation"], 1);
     let out = env.cli_ok(&["rollback", c]);
     assert!(out.contains("from generation 2 to 1"), "{out}");
@@ -472,7 +474,10 @@ fn the_plugins_rollback_and_the_clis_leave_the_same_container() {
     assert_eq!(mode(p), Some((true, 0o700)), "the plugin's rollback");
     assert_eq!(mode(c), mode(p), "the CLI's rollback left another root");
     for name in [p, c] {
-        assert_eq!(nix_env_generations(&env.profile(name)), vec![(1, true), (2, false)]);
+        assert_eq!(
+            nix_env_generations(&env.profile(name)),
+            vec![(1, true), (2, false)]
+        );
         assert!(env.config_dir().join(format!("{name}.conf")).is_file());
     }
 }

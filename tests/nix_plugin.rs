@@ -511,7 +511,11 @@ fn the_modules_settings_documentation_comes_from_the_table() {
     let doc = doc.as_str().unwrap();
     for row in ncp_core::settings::TABLE {
         let line = format!("- `{}` (", row.name);
-        assert!(doc.contains(&line), "{} is not documented:\n{doc}", row.name);
+        assert!(
+            doc.contains(&line),
+            "{} is not documented:\n{doc}",
+            row.name
+        );
         assert!(doc.contains(row.default_doc), "{doc}");
     }
 }

@@ -394,7 +394,10 @@ fn the_plugin_registers_exactly_the_settings_of_the_table() {
         .filter(|(k, _)| k.starts_with("container-"))
         .map(|(k, v)| {
             let d = &v["defaultValue"];
-            (k.clone(), d.as_str().map_or_else(|| d.to_string(), str::to_owned))
+            (
+                k.clone(),
+                d.as_str().map_or_else(|| d.to_string(), str::to_owned),
+            )
         })
         .collect();
     registered.sort();

@@ -401,7 +401,11 @@ fn containers_started_side_by_side_have_cgroups_of_their_own() {
         .collect();
     for s in starts {
         let out = s.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let group = |n: &str| {
         let s = env.cli_json(&["status", "--json", n]);
@@ -417,7 +421,8 @@ fn containers_started_side_by_side_have_cgroups_of_their_own() {
     assert_ne!(a, b, "both containers in one cgroup");
     for (n, g) in [(names[0], &a), (names[1], &b)] {
         assert!(
-            g.contains(&format!("nix-container.{n}/")) || g.contains(&format!("container@{n}.service")),
+            g.contains(&format!("nix-container.{n}/"))
+                || g.contains(&format!("container@{n}.service")),
             "{n}: {g}"
         );
         assert_eq!(system_state(&env, n), "running");

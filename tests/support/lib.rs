@@ -756,7 +756,10 @@ pub fn nix_build(expr: &str) -> Vec<String> {
 pub fn nix_name() -> &'static str {
     static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
-        let out = Command::new("nix").arg("--version").output().expect("nix --version");
+        let out = Command::new("nix")
+            .arg("--version")
+            .output()
+            .expect("nix --version");
         if String::from_utf8_lossy(&out.stdout).contains("(Lix") {
             "Lix"
         } else {

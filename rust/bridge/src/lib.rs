@@ -161,9 +161,10 @@ impl Plan {
             let done = container_profile::run(&mut self.0, &CxxNix(nix))?;
             let system = done.system.unwrap_or_default();
             Ok(ffi::Profiled {
-                json: self
-                    .0
-                    .describe(Some(system.as_str()).filter(|s| !s.is_empty()), Some(done.outcome)),
+                json: self.0.describe(
+                    Some(system.as_str()).filter(|s| !s.is_empty()),
+                    Some(done.outcome),
+                ),
                 system,
             })
         })
@@ -200,8 +201,14 @@ mod tests {
             store_dir: "/s".into(),
             nix_state_dir: "/v".into(),
             values: vec![
-                ffi::SettingValue { name: "container-legacy-layout".into(), value: "true".into() },
-                ffi::SettingValue { name: "container-lock-timeout".into(), value: "9".into() },
+                ffi::SettingValue {
+                    name: "container-legacy-layout".into(),
+                    value: "true".into(),
+                },
+                ffi::SettingValue {
+                    name: "container-lock-timeout".into(),
+                    value: "9".into(),
+                },
             ],
         };
         let got = settings(&s).unwrap();
@@ -209,7 +216,10 @@ mod tests {
         assert_eq!(got.lock_timeout_secs, 9);
         assert_eq!(got.store_dir, "/s");
         let bad = ffi::Settings {
-            values: vec![ffi::SettingValue { name: "container-x".into(), value: "".into() }],
+            values: vec![ffi::SettingValue {
+                name: "container-x".into(),
+                value: "".into(),
+            }],
             ..s
         };
         assert!(settings(&bad).is_err());

@@ -28,9 +28,16 @@ use crate::error::{failed, Result};
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Recipe {
     /// nixosConfigurations.ATTR of a flake.
-    Flake { flake: String, attr: String, args: Args },
+    Flake {
+        flake: String,
+        attr: String,
+        args: Args,
+    },
     /// NAME.nix beside the conf, evaluated with eval-config.
-    Config { nixos_path: Option<String>, args: Args },
+    Config {
+        nixos_path: Option<String>,
+        args: Args,
+    },
     /// A store path as it is.
     System { system: String, args: Args },
 }
@@ -38,9 +45,9 @@ pub enum Recipe {
 impl Recipe {
     pub fn args(&self) -> &Args {
         match self {
-            Recipe::Flake { args, .. } | Recipe::Config { args, .. } | Recipe::System { args, .. } => {
-                args
-            }
+            Recipe::Flake { args, .. }
+            | Recipe::Config { args, .. }
+            | Recipe::System { args, .. } => args,
         }
     }
 }

@@ -80,7 +80,8 @@ impl SettingArgs {
                 (None, Some(v)) => (v, "nix.conf".to_owned()),
                 (None, None) => continue,
             };
-            s.set(row.name, value).map_err(|e| format!("{whence}: {e}"))?;
+            s.set(row.name, value)
+                .map_err(|e| format!("{whence}: {e}"))?;
         }
         Ok(s)
     }
@@ -104,22 +105,39 @@ mod tests {
             let t = T::try_parse_from(["t", &format!("--{}={v}", row.name)]).unwrap();
             assert_eq!(t.s.given, vec![(row.name, v.to_string())]);
         }
-        let t = T::try_parse_from(["t", "--container-legacy-layout", "--container-lock-timeout", "5"])
-            .unwrap();
+        let t = T::try_parse_from([
+            "t",
+            "--container-legacy-layout",
+            "--container-lock-timeout",
+            "5",
+        ])
+        .unwrap();
         let conf = |_: &[&str]| {
-            [("container-lock-timeout", "9"), ("container-state-dir", "/srv/c")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
+            [
+                ("container-lock-timeout", "9"),
+                ("container-state-dir", "/srv/c"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
         };
         let s = t.s.resolve(&conf).unwrap();
         assert!(s.legacy_layout);
         assert_eq!(s.lock_timeout_secs, 5);
         assert_eq!(s.state_dir, "/srv/c");
         let bad = |_: &[&str]| {
-            [("container-legacy-layout".to_string(), "maybe".to_string())].into_iter().collect()
+            [("container-legacy-layout".to_string(), "maybe".to_string())]
+                .into_iter()
+                .collect()
         };
-        let e = T::try_parse_from(["t"]).unwrap().s.resolve(&bad).unwrap_err();
-        assert!(e.starts_with("nix.conf: setting 'container-legacy-layout'"), "{e}");
+        let e = T::try_parse_from(["t"])
+            .unwrap()
+            .s
+            .resolve(&bad)
+            .unwrap_err();
+        assert!(
+            e.starts_with("nix.conf: setting 'container-legacy-layout'"),
+            "{e}"
+        );
     }
 }

@@ -241,7 +241,16 @@ mod tests {
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
         let json = serde_json::to_string(&a).unwrap();
         let c = Args::from_json(&json).unwrap();
-        assert_eq!(format!("{a:?}"), format!("{:?}", Args { given: a.given.clone(), ..c }));
+        assert_eq!(
+            format!("{a:?}"),
+            format!(
+                "{:?}",
+                Args {
+                    given: a.given.clone(),
+                    ..c
+                }
+            )
+        );
     }
 
     #[test]

@@ -137,7 +137,10 @@ mod tests {
         std::os::unix::fs::symlink(t.path().join("target"), t.path().join("a.conf")).unwrap();
         assert!(replace(&d, "a.conf", "X=1\n").unwrap());
         assert!(!replace(&d, "a.conf", "X=1\n").unwrap());
-        assert_eq!(std::fs::read_to_string(t.path().join("target")).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("target")).unwrap(),
+            "keep"
+        );
         assert_eq!(read_in(&d, "a.conf").unwrap().unwrap().0, "X=1\n");
     }
 }

@@ -72,7 +72,10 @@ pub fn run(plan: &mut Plan, nix: &dyn Nix) -> Result<Done> {
         let mut said = false;
         p.lock(plan.lock_timeout, &mut || {
             if !said {
-                nix.progress(&format!("waiting for the lock on profile '{}'", what.display()));
+                nix.progress(&format!(
+                    "waiting for the lock on profile '{}'",
+                    what.display()
+                ));
                 said = true;
             }
             nix.interrupted()
@@ -161,7 +164,10 @@ mod tests {
                 }
             }
             if newest.1 == system {
-                return Ok(dir.join(format!("system-{}-link", newest.0)).display().to_string());
+                return Ok(dir
+                    .join(format!("system-{}-link", newest.0))
+                    .display()
+                    .to_string());
             }
             let link = dir.join(format!("system-{}-link", newest.0 + 1));
             std::os::unix::fs::symlink(system, &link).unwrap();

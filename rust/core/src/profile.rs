@@ -361,7 +361,9 @@ fn generations_name(arg_json: &str) -> Result<String> {
         Err(_) => {
             serde_json::from_str::<ByName>(arg_json)
                 .map_err(|e| {
-                    Error::Args(format!("expected a container name or {{ name = \"…\"; }}: {e}"))
+                    Error::Args(format!(
+                        "expected a container name or {{ name = \"…\"; }}: {e}"
+                    ))
                 })?
                 .name
         }

@@ -49,7 +49,8 @@ pub const TABLE: &[Setting] = &[
         name: "container-state-dir",
         kind: Kind::Path,
         default: "",
-        default_doc: "/var/lib/nixos-containers, or /var/lib/containers with container-legacy-layout",
+        default_doc:
+            "/var/lib/nixos-containers, or /var/lib/containers with container-legacy-layout",
         doc: "Directory holding the containers' root file systems.",
         field: |s| Field::Path(&mut s.state_dir),
     },
@@ -82,7 +83,8 @@ pub const TABLE: &[Setting] = &[
         kind: Kind::Path,
         default: "",
         default_doc: "/run/nix-container",
-        doc: "The nix-container CLI's run directory (records of running containers, console logs). \
+        doc:
+            "The nix-container CLI's run directory (records of running containers, console logs). \
               The plugin does not use it; it is a setting so that nix.conf can hold it for the CLI.",
         field: |s| Field::Path(&mut s.run_dir),
     },
@@ -91,7 +93,8 @@ pub const TABLE: &[Setting] = &[
         kind: Kind::Bool,
         default: "false",
         default_doc: "false",
-        doc: "Use the container layout of NixOS before 22.05 (/var/lib/containers, /etc/containers).",
+        doc:
+            "Use the container layout of NixOS before 22.05 (/var/lib/containers, /etc/containers).",
         field: |s| Field::Bool(&mut s.legacy_layout),
     },
     Setting {
@@ -146,7 +149,10 @@ impl Settings {
         };
         match (row.field)(self) {
             Field::Path(f) => *f = value.to_owned(),
-            Field::Bool(f) => *f = crate::nixconf::parse_bool(value).ok_or_else(|| bad("a boolean (true or false)"))?,
+            Field::Bool(f) => {
+                *f = crate::nixconf::parse_bool(value)
+                    .ok_or_else(|| bad("a boolean (true or false)"))?
+            }
             Field::Seconds(f) => {
                 *f = value
                     .trim()
@@ -218,8 +224,18 @@ mod tests {
             };
             s.set(row.name, v).unwrap();
             for other in TABLE {
-                let want = if other.name == row.name { v } else { other.default };
-                assert_eq!(s.get(other.name).unwrap(), want, "{} set {}", row.name, other.name);
+                let want = if other.name == row.name {
+                    v
+                } else {
+                    other.default
+                };
+                assert_eq!(
+                    s.get(other.name).unwrap(),
+                    want,
+                    "{} set {}",
+                    row.name,
+                    other.name
+                );
             }
         }
     }
@@ -227,8 +243,14 @@ mod tests {
     #[test]
     fn values_are_checked_by_kind() {
         let mut s = Settings::new();
-        let e = s.set("container-legacy-layout", "maybe").unwrap_err().to_string();
-        assert_eq!(e, "setting 'container-legacy-layout': 'maybe' is not a boolean (true or false)");
+        let e = s
+            .set("container-legacy-layout", "maybe")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "setting 'container-legacy-layout': 'maybe' is not a boolean (true or false)"
+        );
         assert!(s.set("container-lock-timeout", "-1").is_err());
         assert!(s.set("container-nope", "1").is_err());
         s.set("container-lock-timeout", "5").unwrap();
@@ -238,7 +260,10 @@ mod tests {
     /// The module documents the settings from this copy of the table.
     #[test]
     fn the_modules_copy_of_the_table_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../nix-plugin/settings.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../nix-plugin/settings.json"
+        );
         if std::env::var_os("NCP_BLESS").is_some() {
             std::fs::write(path, table_json()).unwrap();
         }

@@ -183,9 +183,14 @@ fn switch_only(a: &Args, target: Target) -> Result<Target> {
 /// The port rule: a forwarded port as HOST_PORT's `PROTOCOL:HOST:CONTAINER`,
 /// or what is wrong (the sub-attribute, "" for the entry, and why).
 /// `nix-container create --port` checks its ports with it too.
-pub fn forward_port(p: &crate::args::ForwardPort) -> std::result::Result<String, (&'static str, String)> {
+pub fn forward_port(
+    p: &crate::args::ForwardPort,
+) -> std::result::Result<String, (&'static str, String)> {
     if p.protocol != "tcp" && p.protocol != "udp" {
-        return Err((".protocol", format!("{:?} is not \"tcp\" or \"udp\"", p.protocol)));
+        return Err((
+            ".protocol",
+            format!("{:?} is not \"tcp\" or \"udp\"", p.protocol),
+        ));
     }
     let cp = p.container_port.unwrap_or(p.host_port);
     if p.host_port == 0 || cp == 0 {
@@ -234,7 +239,10 @@ impl Spec {
             let mut ports = Vec::new();
             for (i, p) in a.forward_ports.iter().enumerate() {
                 let attr = format!("forwardPorts[{i}]");
-                ports.push(forward_port(p).map_err(|(sub, msg)| Error::attr(format!("{attr}{sub}"), msg))?);
+                ports.push(
+                    forward_port(p)
+                        .map_err(|(sub, msg)| Error::attr(format!("{attr}{sub}"), msg))?,
+                );
             }
             if !ports.is_empty() {
                 c.set("forwardPorts", "HOST_PORT", ports.join(","))?;

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::recipe::Recipes;
 use ncp_core::decide::{decide, Action, Decision, Facts};
 use ncp_core::fsutil::Dir;
-use crate::recipe::Recipes;
 use ncp_core::name;
 use serde::Serialize;
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use ncp_core::fsutil::Dir;
 
 use crate::commands::apply::previously_declared;
-use crate::recipe::Recipes;
 use crate::commands::lifecycle;
+use crate::recipe::Recipes;
 
 use crate::container::Container;
 use crate::error::{failed, Result};
