@@ -54,3 +54,11 @@ impl CliError {
 pub fn failed(msg: impl Into<String>) -> CliError {
     CliError::Failed(msg.into())
 }
+
+/// The error of a program that could not be started, for `map_err`.
+pub fn spawn_failed(what: &str) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Spawn {
+        what: what.into(),
+        source,
+    }
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::ssh::{remote_status, ssh, Target, REMOTE_PROGRAM};
-use crate::error::{failed, CliError, Result};
+use crate::error::{failed, spawn_failed, Result};
 use crate::output::print_json;
 
 /// What `target-check` says about a host (printed there as JSON).
@@ -50,10 +50,7 @@ pub fn check_here() -> Result<()> {
                 .arg("builtins ? containerProfile")
                 .stdin(Stdio::null())
                 .output()
-                .map_err(|source| CliError::Spawn {
-                    what: "nix eval".into(),
-                    source,
-                })?;
+                .map_err(spawn_failed("nix eval"))?;
             let said = String::from_utf8_lossy(&out.stderr);
             let said = said
                 .lines()
@@ -78,10 +75,7 @@ pub fn check(t: &Target) -> Result<()> {
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|source| CliError::Spawn {
-            what: "ssh".into(),
-            source,
-        })?;
+        .map_err(spawn_failed("ssh"))?;
     let host = t.as_str();
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
