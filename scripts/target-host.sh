@@ -52,11 +52,14 @@ key=$( { echo "$PACKAGES"; declare -f make_root; } | sha256sum | cut -c1-12)
 BASE=$NCP_CACHE_DIR/target-host-$key
 ROOT=$BASE/root
 
-# The first 10.231.N.0/30 no interface here has, taken under a lock.
+# The first 10.231.N.0/30 (and ncptN) no interface here has, taken under a lock.
 free_subnet() {
   local n
   for n in $(seq 1 250); do
-    ip -o addr show | grep -q " 10\.231\.$n\.1/" || { echo "$n"; return; }
+    # A pair whose far end just went away may linger a moment without
+    # its address: its name is taken until it is gone.
+    ip -o addr show | grep -q " 10\.231\.$n\.1/" && continue
+    ip link show "ncpt$n" >/dev/null 2>&1 || { echo "$n"; return; }
   done
   die "no free 10.231.N.0/30"
 }
